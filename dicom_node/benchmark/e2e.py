@@ -1,0 +1,247 @@
+"""End to end: first byte of the C-STORE to the SR accepted by the destination.
+
+A pynetdicom storage SCP in this process stands in for the PACS and timestamps every SR
+and secondary capture it accepts; a pynetdicom SCU in this process sends the studies to
+a ``knee-node serve`` process (and its ``knee-node worker`` processes with Celery). Each
+study is one synthetic DX instance; its latency runs from the start of its C-STORE to the
+SR of the same study accepted by the destination.
+
+Where the time goes comes from the node's own rows: received (spooled and recorded),
+job started and finished (with the job's stage timings), SR arrival.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+
+from dicom_node.benchmark.nodes import NodeProcesses
+from dicom_node.benchmark.procs import BenchmarkError, free_port
+
+#: Job timing keys (``jobs.timings_ms``) reported as stages, in pipeline order.
+JOB_STAGES = ("read_ms", "model_preprocess", "model_global", "model_local", "reports_ms")
+
+
+@dataclass
+class Destination:
+    """Storage SCP standing in for the PACS; arrival times (``time.time()``) per study."""
+
+    ae_title: str = "BENCH_PACS"
+    port: int = field(default_factory=free_port)
+    arrivals: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._cond = threading.Condition()
+        self._ae = AE(ae_title=self.ae_title)
+        self._ae.supported_contexts = AllStoragePresentationContexts
+        self._server: Any = None
+
+    def _on_store(self, event: evt.Event) -> int:
+        now = time.time()
+        ds = event.dataset
+        with self._cond:
+            got = self.arrivals.setdefault(str(ds.StudyInstanceUID), {})
+            got[str(ds.Modality)] = now
+            self._cond.notify_all()
+        return 0x0000
+
+    def start(self) -> Destination:
+        """Listen on loopback."""
+        self._server = self._ae.start_server(
+            ("127.0.0.1", self.port), block=False,
+            evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
+        )
+        return self
+
+    def wait_sr(self, study_uids: list[str], timeout_s: float) -> bool:
+        """Wait until an SR of every study arrived; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: all("SR" in self.arrivals.get(u, {}) for u in study_uids), timeout_s
+            )
+
+    def stop(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.shutdown()
+        self._ae.shutdown()
+
+    def destination_config(self) -> dict[str, Any]:
+        """The node's ``delivery`` section pointing here."""
+        return {"destinations": [{"name": "bench", "ae_title": self.ae_title,
+                                  "host": "127.0.0.1", "port": self.port}]}
+
+
+class Sender:
+    """SCU sending in-memory datasets to the node; start time of each C-STORE."""
+
+    def __init__(self, port: int, called_ae: str) -> None:
+        self.port, self.called_ae = port, called_ae
+        self.sent_at: dict[str, float] = {}
+
+    def send(self, datasets: list[Dataset]) -> None:
+        """Send ``datasets`` in one association, one after the other."""
+        ae = AE(ae_title="BENCH_MODALITY")
+        for sop, ts in {(str(d.SOPClassUID), str(d.file_meta.TransferSyntaxUID))
+                        for d in datasets}:
+            ae.add_requested_context(sop, ts)
+        assoc = ae.associate("127.0.0.1", self.port, ae_title=self.called_ae)
+        if not assoc.is_established:
+            raise BenchmarkError("the node refused the benchmark association")
+        try:
+            for ds in datasets:
+                self.sent_at[str(ds.StudyInstanceUID)] = time.time()
+                status = assoc.send_c_store(ds)
+                if getattr(status, "Status", None) != 0x0000:
+                    raise BenchmarkError(f"C-STORE answered {status!r}")
+        finally:
+            assoc.release()
+
+
+def _ts(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 3)
+
+
+def stage_breakdown(node: NodeProcesses, sent_at: dict[str, float],
+                    sr_at: dict[str, float]) -> dict[str, Any]:
+    """Mean seconds per stage of the given studies, from the node's rows."""
+    from sqlalchemy import create_engine, pool, select
+    from sqlalchemy.orm import Session
+
+    from dicom_node.db.models import Job, ReceivedInstance
+
+    engine = create_engine(node.settings.database_url, poolclass=pool.NullPool)
+    stages: dict[str, list[float]] = {"store_and_record": [], "queue_wait": [], "job": [],
+                                      "delivery": []}
+    job_stages: dict[str, list[float]] = {k: [] for k in JOB_STAGES}
+    states: dict[str, int] = {}
+    try:
+        with Session(engine) as s:
+            rows = s.execute(
+                select(ReceivedInstance, Job).join(Job, Job.instance_id == ReceivedInstance.id)
+                .where(ReceivedInstance.study_instance_uid.in_(list(sent_at)))
+            ).all()
+            for inst, job in rows:
+                states[job.state] = states.get(job.state, 0) + 1
+                uid = str(inst.study_instance_uid)
+                rec, start, end = (_ts(inst.received_at), _ts(job.started_at),
+                                   _ts(job.finished_at))
+                if None in (rec, start, end) or uid not in sr_at:
+                    continue
+                assert rec is not None and start is not None and end is not None
+                stages["store_and_record"].append(rec - sent_at[uid])
+                stages["queue_wait"].append(start - rec)
+                stages["job"].append(end - start)
+                stages["delivery"].append(sr_at[uid] - end)
+                for k in JOB_STAGES:
+                    if job.timings_ms and k in job.timings_ms:
+                        job_stages[k].append(float(job.timings_ms[k]) / 1000)
+    finally:
+        engine.dispose()
+    out: dict[str, Any] = {k: round(statistics.fmean(v), 3) for k, v in stages.items() if v}
+    out["job_parts"] = {k.removesuffix("_ms"): round(statistics.fmean(v), 3)
+                        for k, v in job_stages.items() if v}
+    out["job_states"] = states
+    return out
+
+
+def _latencies(dest: Destination, sender: Sender, uids: list[str]) -> list[float]:
+    return [dest.arrivals[u]["SR"] - sender.sent_at[u] for u in uids]
+
+
+def measure_config(
+    name: str, folder: Path, datasets: list[Dataset], *, one_at_a_time: int, burst: int,
+    workers: int = 0, sections: dict[str, dict[str, Any]] | None = None,
+    timeout_s: float = 900.0,
+) -> dict[str, Any]:
+    """Warm up, then ``one_at_a_time`` studies one by one, then ``burst`` pushed at once."""
+    warm = max(1, workers)
+    need = warm + one_at_a_time + burst
+    if len(datasets) < need:
+        raise ValueError(f"datasets: {need} needed, got {len(datasets)}")
+    dest = Destination().start()
+    node = NodeProcesses(folder, workers=workers,
+                         **{**(sections or {}), "delivery": dest.destination_config()})
+    result: dict[str, Any] = {"name": name, "workers": workers,
+                              "queue": node.settings.queue.backend,
+                              "database": node.settings.database_url.split(":", 1)[0],
+                              "model_threads": node.settings.model.num_threads}
+    try:
+        with node:
+            sender = Sender(node.port, node.settings.node.ae_title)
+            t0 = time.time()
+            warmup = datasets[:warm]
+            sender.send(warmup)
+            uids = [str(d.StudyInstanceUID) for d in warmup]
+            if not dest.wait_sr(uids, timeout_s):
+                raise BenchmarkError(f"{name}: no SR for the warm-up study\n{node.log_tail()}")
+            result["warmup_seconds"] = round(max(dest.arrivals[u]["SR"] for u in uids) - t0, 2)
+            pos = warm
+            if one_at_a_time:
+                lat: list[float] = []
+                uids = []
+                for ds in datasets[pos:pos + one_at_a_time]:
+                    sender.send([ds])
+                    uid = str(ds.StudyInstanceUID)
+                    if not dest.wait_sr([uid], timeout_s):
+                        raise BenchmarkError(f"{name}: no SR in {timeout_s} s\n{node.log_tail()}")
+                    uids.append(uid)
+                lat = _latencies(dest, sender, uids)
+                pos += one_at_a_time
+                result["one_at_a_time"] = {
+                    "studies": len(lat), "p50_s": _pct(lat, 50), "p95_s": _pct(lat, 95),
+                    "max_s": round(max(lat), 3),
+                    "stages_mean_s": stage_breakdown(
+                        node, {u: sender.sent_at[u] for u in uids},
+                        {u: dest.arrivals[u]["SR"] for u in uids}),
+                }
+            if burst:
+                batch = datasets[pos:pos + burst]
+                uids = [str(d.StudyInstanceUID) for d in batch]
+                t_first = time.time()
+                sender.send(batch)
+                t_sent = time.time()
+                if not dest.wait_sr(uids, timeout_s):
+                    raise BenchmarkError(f"{name}: burst not done in {timeout_s} s\n"
+                                         f"{node.log_tail()}")
+                lat = _latencies(dest, sender, uids)
+                t_last = max(dest.arrivals[u]["SR"] for u in uids)
+                result["burst"] = {
+                    "studies": len(lat), "p50_s": _pct(lat, 50), "p95_s": _pct(lat, 95),
+                    "max_s": round(max(lat), 3),
+                    "push_seconds": round(t_sent - t_first, 2),
+                    "makespan_s": round(t_last - t_first, 2),
+                    "studies_per_min": round(60 * len(lat) / (t_last - t_first), 1),
+                    "stages_mean_s": stage_breakdown(
+                        node, {u: sender.sent_at[u] for u in uids},
+                        {u: dest.arrivals[u]["SR"] for u in uids}),
+                }
+            if not node.alive():
+                raise BenchmarkError(f"{name}: a node process died\n{node.log_tail()}")
+            result["peak_rss_mb"] = node.peak_rss_mb()
+    finally:
+        dest.stop()
+    return result
+
+
+def load_datasets(paths: list[Path]) -> list[Dataset]:
+    """Read the study files into memory (sending then costs no disk reads)."""
+    return [dcmread(p) for p in paths]

@@ -1,0 +1,98 @@
+"""The Celery application, configured from the node's settings.
+
+Tasks acknowledge late and are rejected (redelivered) when a worker dies; one task is
+prefetched at a time; soft and hard time limits come from ``queue.*``. Deliveries retry
+with exponential backoff (``delivery.*``), counted in the database. The model and the
+database engine are created lazily in each worker process, after the fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import Celery, Task
+
+from dicom_node.queue import DELIVER_TASK, MEASURE_TASK, CeleryQueue
+from dicom_node.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_STATE: dict[str, Any] = {}
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app for ``settings`` with the node's two tasks registered."""
+    if not isinstance(settings, Settings):
+        raise TypeError(f"settings must be Settings, got {type(settings).__name__}")
+    q = settings.queue
+    app = Celery("knee_node", broker=q.broker_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=q.queue_name,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=q.soft_time_limit_s,
+        task_time_limit=q.time_limit_s,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        # a task taken by a worker that died (kill -9, power) goes back to the queue after
+        # this; delivery retries wait in Redis as ETA tasks, bounded by it too
+        # (kombu looks for such tasks every unacked_restore_interval seconds)
+        broker_transport_options={
+            "visibility_timeout": q.visibility_timeout_s,
+            "unacked_restore_interval": max(1, min(10, int(q.visibility_timeout_s // 2))),
+            "unacked_restore_throttle": 1,
+        },
+        worker_hijack_root_logger=False,
+    )
+    _STATE["settings"] = settings
+
+    @app.task(name=MEASURE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    def measure_instance_task(self: Task, instance_id: int) -> int:
+        from dicom_node.pipeline import measure_instance
+
+        return measure_instance(_context(app), instance_id)
+
+    @app.task(
+        name=DELIVER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
+    )
+    def deliver_result_task(self: Task, delivery_id: int) -> str:
+        from dicom_node.pipeline import deliver
+
+        outcome = deliver(_context(app), delivery_id)
+        if outcome.state == "retrying":
+            raise self.retry(countdown=outcome.retry_in_s)
+        return outcome.state
+
+    return app
+
+
+def _context(app: Celery) -> Any:
+    """The node context of this worker process (built on first task after the fork)."""
+    from dicom_node.context import NodeContext
+
+    ctx = _STATE.get("ctx")
+    if ctx is None or _STATE.get("pid") != os.getpid():
+        ctx = NodeContext.create(_STATE["settings"], CeleryQueue(app))
+        _STATE["ctx"], _STATE["pid"] = ctx, os.getpid()
+    return ctx
+
+
+def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
+    """Arguments for ``app.worker_main`` from the settings."""
+    q = settings.queue
+    return [
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--pool={q.worker_pool}",
+        f"--concurrency={q.worker_concurrency}",
+        f"--queues={q.queue_name}",
+        f"--hostname={q.worker_name}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]

@@ -1,0 +1,152 @@
+"""Tables of the node (SQLAlchemy 2, typed ``Mapped[]`` style).
+
+No patient name, patient ID or birth date is stored anywhere. Instances are identified by
+their DICOM UIDs (needed to place the results in the same study); audit events carry a
+SHA-256 of the SOP Instance UID only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now (UTC)."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; ``Base.metadata`` is what Alembic migrates."""
+
+
+#: States of a received instance.
+INSTANCE_STATES = (
+    "stored",
+    "queued",
+    "ignored",
+    "rejected",
+    "measured",
+    "failed",
+    "duplicate",  # same SOP Instance UID as one queued or measured before: not measured again
+)
+#: States of a job.
+JOB_STATES = ("queued", "running", "done", "flagged", "failed")
+#: States of a delivery.
+DELIVERY_STATES = ("pending", "sending", "delivered", "retrying", "failed")
+
+
+class ReceivedInstance(Base):
+    """One C-STORE the node accepted (or refused after reading it)."""
+
+    __tablename__ = "received_instances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    calling_ae_title: Mapped[str] = mapped_column(String(16))
+    peer_address: Mapped[str] = mapped_column(String(64))
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
+    study_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    series_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
+    modality: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    body_part: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    view_position: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    spool_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="stored", index=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    routing_rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    jobs: Mapped[list[Job]] = relationship(back_populates="instance")
+
+
+class Job(Base):
+    """One measurement of one received instance."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("received_instances.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    model_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    timings_ms: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    atfa_fts_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    atfa_fnts_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    quality: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    sr_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sc_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sr_sop_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sc_sop_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    instance: Mapped[ReceivedInstance] = relationship(back_populates="jobs")
+    measurements: Mapped[list[Measurement]] = relationship(
+        back_populates="job", order_by="Measurement.knee_index"
+    )
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="job")
+
+
+class Measurement(Base):
+    """One knee measured in a job's image (an image may show both knees)."""
+
+    __tablename__ = "measurements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    knee_index: Mapped[int] = mapped_column(Integer)
+    laterality: Mapped[str] = mapped_column(String(1))
+    phase: Mapped[str] = mapped_column(String(4))
+    atfa_fts_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    atfa_fnts_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    verdict: Mapped[str] = mapped_column(String(32))
+    quality: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[float] = mapped_column(Float)
+    flag_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    job: Mapped[Job] = relationship(back_populates="measurements")
+
+
+class Delivery(Base):
+    """Sending one job's SR and SC to one destination."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    destination: Mapped[str] = mapped_column(String(64))
+    ae_title: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    job: Mapped[Job] = relationship(back_populates="deliveries")
+
+
+class AuditEvent(Base):
+    """Who did what, when: associations, instances received, results sent. No PHI."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    event: Mapped[str] = mapped_column(String(32), index=True)
+    ae_title: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    peer_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sop_class_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    sop_instance_uid_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)

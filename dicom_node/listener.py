@@ -1,0 +1,310 @@
+"""The listening AE: C-ECHO and C-STORE of projection radiographs.
+
+Association: the calling AE title and address must match ``node.allowed_callers``, else
+A-ASSOCIATE-RJ (rejected permanent, calling AE title not recognised). C-STORE: the
+instance is written durably to the spool and recorded in the database *before* success
+is answered; any failure answers a failure status (0xA700 out of resources, 0xC000
+cannot understand), never success. An instance whose SOP Instance UID was already queued
+or measured is answered success (it is stored) and recorded as ``duplicate``: no second
+job, no second SR.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import struct
+import threading
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, evt
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    ComputedRadiographyImageStorage,
+    DigitalXRayImageStorageForPresentation,
+    DigitalXRayImageStorageForProcessing,
+    Verification,
+)
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from dicom_node.db.models import ReceivedInstance
+from dicom_node.db.session import uid_hash
+from dicom_node.routing import route
+from dicom_node.spool import store_received
+
+if TYPE_CHECKING:
+    from pynetdicom.transport import ThreadedAssociationServer
+
+    from dicom_node.context import NodeContext
+    from dicom_node.settings import TLSSettings
+
+log = logging.getLogger(__name__)
+
+#: Projection radiography storage classes the node accepts.
+STORAGE_SOP_CLASSES: tuple[str, ...] = (
+    ComputedRadiographyImageStorage,
+    DigitalXRayImageStorageForPresentation,
+    DigitalXRayImageStorageForProcessing,
+)
+#: Transfer syntaxes accepted for them: uncompressed, deflated, JPEG, JPEG-LS, JPEG 2000, RLE.
+TRANSFER_SYNTAXES: tuple[str, ...] = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+)
+
+#: What reading a damaged dataset may raise (pydicom parses lazily, so also on access).
+_UNREADABLE = (
+    InvalidDicomError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    TypeError,
+    EOFError,
+    OSError,
+    struct.error,
+    NotImplementedError,
+)
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+
+
+def server_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
+    """TLS context of the listener (client certificates required if configured)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    assert tls.cert_file is not None and tls.key_file is not None
+    ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.ca_file is not None:
+        ctx.load_verify_locations(tls.ca_file)
+    ctx.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_OPTIONAL
+    return ctx
+
+
+class StorageSCP:
+    """The node's handlers, bound to a :class:`NodeContext`."""
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        # one check-and-insert at a time, so two associations sending the same SOP
+        # Instance UID at once cannot both queue it
+        self._record_lock = threading.Lock()
+
+    # -- association ---------------------------------------------------------------
+    def on_requested(self, event: evt.Event) -> None:
+        """Reject callers not in ``node.allowed_callers`` (A-ASSOCIATE-RJ)."""
+        assoc = event.assoc
+        primitive = assoc.requestor.primitive
+        if primitive is None:
+            raise RuntimeError("EVT_REQUESTED without an A-ASSOCIATE request")
+        calling = str(primitive.calling_ae_title).strip()
+        address = str(assoc.requestor.address)
+        if self.ctx.settings.node.admits(calling, address):
+            return
+        log.warning("rejecting association from %s at %s: not an allowed caller", calling, address)
+        self.ctx.db.audit(
+            "association_rejected",
+            ae_title=calling[:16],
+            peer_address=address,
+            detail="calling AE title/address not allowed",
+        )
+        # rejected-permanent, service-user, calling-AE-title-not-recognised
+        assoc.acse.send_reject(0x01, 0x01, 0x03)
+        assoc.kill()  # as pynetdicom's own rejections do: wait until the A-ASSOCIATE-RJ is sent
+
+    def on_accepted(self, event: evt.Event) -> None:
+        """Audit an accepted association."""
+        req = event.assoc.requestor
+        self.ctx.db.audit(
+            "association_accepted",
+            ae_title=str(req.ae_title).strip()[:16],
+            peer_address=str(req.address),
+        )
+
+    # -- DIMSE ---------------------------------------------------------------------
+    def on_echo(self, event: evt.Event) -> int:
+        """C-ECHO: success."""
+        return SUCCESS
+
+    def on_store(self, event: evt.Event) -> int:
+        """C-STORE: store durably, record, route, queue; answer success only then."""
+        req = cast(C_STORE, event.request)
+        sop_uid = str(req.AffectedSOPInstanceUID)
+        sop_class = str(req.AffectedSOPClassUID)
+        calling = str(event.assoc.requestor.ae_title).strip()
+        address = str(event.assoc.requestor.address)
+        tag = uid_hash(sop_uid)[:12]
+        try:
+            path = store_received(
+                self.ctx.settings.storage.spool,
+                sop_uid,
+                event.file_meta,
+                cast(BytesIO, req.DataSet).getvalue(),
+            )
+        except OSError as exc:
+            log.error("instance %s: cannot write to spool: %s", tag, exc.strerror)
+            return OUT_OF_RESOURCES
+        row: dict[str, Any] = {
+            "calling_ae_title": calling[:16],
+            "peer_address": address,
+            "sop_class_uid": sop_class,
+            "sop_instance_uid": sop_uid[:64],
+            "transfer_syntax_uid": str(event.file_meta.TransferSyntaxUID),
+            "spool_path": str(path.resolve()),  # absolute: a worker may run from elsewhere
+            "size_bytes": path.stat().st_size,
+        }
+        status = SUCCESS
+        try:
+            header = dcmread(path, stop_before_pixels=True)
+            row.update(
+                study_instance_uid=str(header.StudyInstanceUID)[:64],
+                series_instance_uid=str(header.SeriesInstanceUID)[:64],
+                modality=str(header.get("Modality", ""))[:16] or None,
+                body_part=str(header.get("BodyPartExamined", ""))[:64] or None,
+                view_position=str(header.get("ViewPosition", ""))[:16] or None,
+            )
+            if str(header.SOPInstanceUID) != sop_uid:
+                raise ValueError("SOP Instance UID in the dataset differs from the request")
+            decision = route(header, self.ctx.settings.routing)
+        except _UNREADABLE as exc:  # an unreadable dataset: recorded, then refused
+            log.warning(
+                "instance %s from %s: cannot be read (%s)", tag, calling, type(exc).__name__
+            )
+            row.update(
+                state="rejected", reason=f"cannot understand: {type(exc).__name__}: {exc}"[:2000]
+            )
+            status = CANNOT_UNDERSTAND
+        else:
+            row.update(
+                state="queued" if decision.measure else "ignored",
+                reason=None if decision.measure else decision.reason[:2000],
+                routing_rule=decision.rule,
+            )
+        try:
+            with self._record_lock, self.ctx.db.session() as s:
+                if row["state"] == "queued":
+                    first = s.scalars(
+                        select(ReceivedInstance)
+                        .where(
+                            ReceivedInstance.sop_instance_uid == row["sop_instance_uid"],
+                            ReceivedInstance.state.in_(("queued", "measured")),
+                        )
+                        .order_by(ReceivedInstance.id)
+                        .limit(1)
+                    ).first()
+                    if first is not None:  # sent again: stored already, the first result stands
+                        row.update(
+                            state="duplicate",
+                            reason=f"same SOP Instance UID as instance {first.id} "
+                            f"({first.state}); the first result stands",
+                        )
+                if row["state"] != "queued":
+                    Path(path).unlink(missing_ok=True)
+                    row["spool_path"] = None
+                inst = ReceivedInstance(**row)
+                s.add(inst)
+                s.flush()
+                instance_id = inst.id
+            self.ctx.db.audit(
+                "instance_received",
+                ae_title=calling[:16],
+                peer_address=address,
+                sop_class_uid=sop_class,
+                sop_instance_uid=sop_uid,
+                detail=f"{row['state']}; instance {instance_id}",
+            )
+        except SQLAlchemyError as exc:
+            log.error("instance %s: cannot record in the database: %s", tag, type(exc).__name__)
+            Path(path).unlink(missing_ok=True)
+            return OUT_OF_RESOURCES
+        if row["state"] == "queued":
+            try:
+                self.ctx.queue.submit_measurement(instance_id)
+            except Exception:  # broker down: the sender must retry, so say failure
+                log.exception("instance %s: cannot queue", tag)
+                with self.ctx.db.session() as s:
+                    inst = s.get_one(ReceivedInstance, instance_id)
+                    inst.state, inst.reason, inst.spool_path = "failed", "queue unavailable", None
+                Path(path).unlink(missing_ok=True)
+                return OUT_OF_RESOURCES
+        log.info("instance %s from %s: %s (row %d)", tag, calling, row["state"], instance_id)
+        return status
+
+    def handlers(self) -> list[Any]:
+        """pynetdicom event handlers."""
+        return [
+            (evt.EVT_REQUESTED, self.on_requested),
+            (evt.EVT_ACCEPTED, self.on_accepted),
+            (evt.EVT_C_ECHO, self.on_echo),
+            (evt.EVT_C_STORE, self.on_store),
+        ]
+
+
+def make_ae(ctx: NodeContext) -> AE:
+    """The application entity with the node's limits and presentation contexts."""
+    node = ctx.settings.node
+    ae = AE(ae_title=node.ae_title)
+    ae.maximum_associations = node.limits.max_associations
+    ae.acse_timeout = node.limits.acse_timeout_s
+    ae.dimse_timeout = node.limits.dimse_timeout_s
+    ae.network_timeout = node.limits.network_timeout_s
+    ae.maximum_pdu_size = node.limits.max_pdu_size
+    ae.require_called_aet = True
+    for sop_class in STORAGE_SOP_CLASSES:
+        ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
+    ae.add_supported_context(Verification, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    return ae
+
+
+def start_listener(
+    ctx: NodeContext, port: int | None = None
+) -> tuple[AE, ThreadedAssociationServer]:
+    """Start the listener in background threads; returns the AE and its server."""
+    node = ctx.settings.node
+    ae = make_ae(ctx)
+    scp = StorageSCP(ctx)
+    ssl_context = server_ssl_context(node.tls) if node.tls.enabled else None
+    server = ae.start_server(
+        (node.host, node.port if port is None else port),
+        block=False,
+        evt_handlers=scp.handlers(),
+        ssl_context=ssl_context,
+    )
+    assert server is not None
+    log.info(
+        "listening as %s on %s:%d%s",
+        node.ae_title,
+        node.host,
+        server.server_address[1],
+        " (TLS)" if ssl_context else "",
+    )
+    return ae, server

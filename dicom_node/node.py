@@ -1,0 +1,119 @@
+"""A running node: database checked, queue started, listener listening.
+
+Used by ``knee-node serve``, ``knee-node demo`` and the tests (which start it on a free
+port and stop it in teardown).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from dicom_node.context import NodeContext
+from dicom_node.db import migrate
+from dicom_node.listener import start_listener
+from dicom_node.queue import CeleryQueue, InProcessQueue, JobQueue
+from dicom_node.settings import Settings
+
+if TYPE_CHECKING:
+    from pynetdicom import AE
+
+    from dicom_node.measurer import Measurer
+
+log = logging.getLogger(__name__)
+
+
+def prepare_database(settings: Settings) -> None:
+    """Create the data folders; upgrade the schema (``auto_migrate``) or require head."""
+    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.storage.spool.mkdir(parents=True, exist_ok=True)
+    settings.storage.results.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url
+    if settings.database.auto_migrate:
+        migrate.upgrade(url)
+    else:
+        migrate.require_head(url)
+
+
+class KneeNode:
+    """The listener plus, on the in-process backend, the worker thread.
+
+    Parameters
+    ----------
+    settings
+        The node's settings.
+    measurer
+        Use this measurer instead of ``model.factory`` (tests, demo).
+    port
+        Listen on this port instead of ``node.port`` (0: any free port).
+    """
+
+    def __init__(
+        self, settings: Settings, *, measurer: Measurer | None = None, port: int | None = None
+    ) -> None:
+        self.settings = settings
+        self._port = port
+        queue: JobQueue
+        if settings.queue.backend == "celery":
+            from dicom_node.celery_app import make_celery
+
+            queue = CeleryQueue(make_celery(settings))
+        else:
+            queue = InProcessQueue()
+        self.ctx = NodeContext.create(settings, queue, measurer)
+        self.ae: AE | None = None
+        self.server: object | None = None
+
+    @property
+    def port(self) -> int:
+        """The port the listener is bound to."""
+        if self.server is None:
+            raise RuntimeError("the node is not started")
+        return int(self.server.server_address[1])  # type: ignore[attr-defined]
+
+    def start(self) -> KneeNode:
+        """Migrate/check the database, start the queue, resume unfinished work, listen."""
+        if self.server is not None:
+            raise RuntimeError("the node is already started")
+        prepare_database(self.settings)
+        q = self.ctx.queue
+        if isinstance(q, InProcessQueue):
+            from dicom_node.pipeline import pending_work
+
+            q.bind(self.ctx)
+            q.start()
+            instances, deliveries = pending_work(self.ctx)
+            for i in instances:
+                q.submit_measurement(i)
+            for d in deliveries:
+                q.submit_delivery(d)
+            if instances or deliveries:
+                log.info(
+                    "resumed %d measurement(s), %d delivery(ies)", len(instances), len(deliveries)
+                )
+        self.ae, self.server = start_listener(self.ctx, self._port)
+        return self
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """In-process backend: wait until the queue is empty and idle."""
+        q = self.ctx.queue
+        if not isinstance(q, InProcessQueue):
+            raise RuntimeError("wait_idle needs the in-process queue")
+        return q.wait_idle(timeout)
+
+    def stop(self) -> None:
+        """Stop listening, stop the worker thread, close the database."""
+        if self.server is not None:
+            self.server.shutdown()  # type: ignore[attr-defined]
+            self.server = None
+        if self.ae is not None:
+            self.ae.shutdown()
+        if isinstance(self.ctx.queue, InProcessQueue):
+            self.ctx.queue.stop()
+        self.ctx.db.dispose()
+
+    def __enter__(self) -> KneeNode:
+        return self if self.server is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

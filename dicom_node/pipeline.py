@@ -1,0 +1,292 @@
+"""The node's two tasks as plain functions: measure an instance, deliver a result.
+
+The in-process queue and the Celery worker call exactly these functions; only a row id
+travels through the queue, never pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydicom import dcmread
+from pydicom.errors import InvalidDicomError
+from sqlalchemy import select
+
+from dicom_node.db.models import Delivery, Job, Measurement, ReceivedInstance, utcnow
+from dicom_node.db.session import uid_hash
+from dicom_node.errors import DeliveryError, InputImageError
+from dicom_node.sender import send_files
+from dicom_node.spool import write_durably
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from dicom_node.context import NodeContext
+    from inference.measurement import KneeMeasurement
+
+log = logging.getLogger(__name__)
+
+
+#: What the results may reference: at most 64 characters, digits and dots (leading zeros
+#: in a component, seen in the wild, are tolerated; letters, slashes and ".." are not).
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def _read_source(path: str | None) -> object:
+    if path is None or not Path(path).is_file():
+        raise InputImageError("the received instance is no longer in the spool")
+    try:
+        ds = dcmread(path)
+    except (InvalidDicomError, EOFError, ValueError, OSError) as exc:
+        raise InputImageError(f"cannot read the received instance: {exc}") from exc
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        uid = str(ds.get(keyword, ""))
+        if len(uid) > 64 or not _UID.match(uid):
+            raise InputImageError(
+                f"{keyword} is not a valid DICOM UID ({len(uid)} characters, "
+                f"{uid[:70]!r}): results could not reference the source"
+            )
+    return ds
+
+
+def _save(folder: Path, name: str, ds: object) -> Path:
+    return write_durably(folder, name, lambda fh: ds.save_as(fh, enforce_file_format=True))  # type: ignore[attr-defined]
+
+
+def _angles(m: KneeMeasurement) -> tuple[float | None, float | None, str]:
+    """aTFA by FTS and FNTS and the verdict. Angles are None when the landmarks define
+    none (a flagged result whose plateau corners coincide); a flagged result keeps its
+    raw angles in the database for analysis, but its verdict is "not determined"."""
+    try:
+        angles = m.atfa_deg
+    except ValueError:
+        return None, None, "not determined (flagged)"
+    verdict = m.verdict if m.quality == "pass" else "not determined (flagged)"
+    return angles["FTS"], angles["FNTS"], verdict
+
+
+def measure_instance(ctx: NodeContext, instance_id: int) -> int:
+    """Measure the received instance ``instance_id``, write SR and SC, schedule delivery.
+
+    Idempotent: a task delivered again (its worker died) does not measure an instance
+    that already has a finished job; it only queues that job's deliveries never tried.
+
+    Returns
+    -------
+    int
+        The job id. On failure the job row records the error, then the exception goes on.
+    """
+    from dicom_node.reports import create_measurement_report, create_overlay_image
+
+    t0 = time.perf_counter()
+    with ctx.db.session() as s:
+        inst = s.get(ReceivedInstance, instance_id)
+        if inst is None:
+            raise ValueError(f"instance_id {instance_id} is not a received instance")
+        finished = _finished_job(s, instance_id)
+        if finished is not None:  # a redelivered task: measured already, never twice
+            job_id, undelivered = finished
+            log.info("job %d: instance %d is measured already", job_id, instance_id)
+            for delivery_id in undelivered:
+                ctx.queue.submit_delivery(delivery_id)
+            return job_id
+        for stale in s.scalars(
+            select(Job).where(Job.instance_id == instance_id, Job.state.in_(("queued", "running")))
+        ):  # its worker died (the task was redelivered): record it, measure again
+            stale.state, stale.finished_at = "failed", utcnow()
+            stale.error = "interrupted: the worker stopped during the measurement"
+        job = Job(instance_id=instance_id, state="running", started_at=utcnow())
+        s.add(job)
+        s.flush()
+        job_id, spool_path = job.id, inst.spool_path
+    log.info("job %d: measuring instance %d", job_id, instance_id)
+    try:
+        ds = _read_source(spool_path)
+        t_read = time.perf_counter()
+        measurer = ctx.measurer()
+        measurements = measurer.measure(ds)  # type: ignore[arg-type]
+        t_measure = time.perf_counter()
+        if not measurements:
+            raise InputImageError("no knee found in the image")
+        rs = ctx.settings.reports
+        sr = create_measurement_report(
+            ds,  # type: ignore[arg-type]
+            measurements,
+            series_number=rs.sr_series_number,
+            institution_name=rs.institution_name,
+            device_observer_uid=ctx.settings.device_observer_uid,
+            device_observer_name=rs.device_observer_name,
+        )
+        sc = create_overlay_image(ds, measurements, series_number=rs.sc_series_number)  # type: ignore[arg-type]
+        folder = ctx.settings.storage.results.resolve() / f"job-{job_id:06d}"  # absolute paths
+        sr_path, sc_path = _save(folder, "sr.dcm", sr), _save(folder, "sc.dcm", sc)
+        t_reports = time.perf_counter()
+    except Exception as exc:
+        with ctx.db.session() as s:
+            job = s.get_one(Job, job_id)
+            job.state, job.finished_at = "failed", utcnow()
+            job.error = f"{type(exc).__name__}: {exc}"[:4000]
+            s.get_one(ReceivedInstance, instance_id).state = "failed"
+        log.warning("job %d failed: %s", job_id, type(exc).__name__)
+        raise
+    info = measurer.model_info
+    first = measurements[0]
+    flagged = any(m.quality != "pass" for m in measurements)
+    timings = {f"model_{k}": float(v) for k, v in first.timings_ms.items()}
+    timings.update(
+        read_ms=1000 * (t_read - t0),
+        measure_ms=1000 * (t_measure - t_read),
+        reports_ms=1000 * (t_reports - t_measure),
+        total_ms=1000 * (time.perf_counter() - t0),
+    )
+    with ctx.db.session() as s:
+        job = s.get_one(Job, job_id)
+        job.state = "flagged" if flagged else "done"
+        job.finished_at = utcnow()
+        job.model_name, job.model_version = info.name, info.version
+        job.timings_ms = timings
+        job.atfa_fts_deg, job.atfa_fnts_deg, job.verdict = _angles(first)
+        job.quality = "flag" if flagged else "pass"
+        job.sr_path, job.sc_path = str(sr_path), str(sc_path)
+        job.sr_sop_instance_uid, job.sc_sop_instance_uid = (
+            str(sr.SOPInstanceUID),
+            str(sc.SOPInstanceUID),
+        )
+        for i, m in enumerate(measurements):
+            s.add(
+                Measurement(
+                    job_id=job_id,
+                    knee_index=i,
+                    laterality=m.laterality,
+                    phase=m.phase,
+                    atfa_fts_deg=_angles(m)[0],
+                    atfa_fnts_deg=_angles(m)[1],
+                    verdict=_angles(m)[2],
+                    quality=m.quality,
+                    confidence=float(m.confidence),
+                    flag_reasons=list(m.flag_reasons),
+                )
+            )
+        inst = s.get_one(ReceivedInstance, instance_id)
+        inst.state = "measured"
+        if not ctx.settings.storage.keep_source and inst.spool_path:
+            Path(inst.spool_path).unlink(missing_ok=True)
+            inst.spool_path = None
+        deliveries = [
+            Delivery(
+                job_id=job_id, destination=d.name, ae_title=d.ae_title, host=d.host, port=d.port
+            )
+            for d in ctx.settings.delivery.destinations
+        ]
+        s.add_all(deliveries)
+        s.flush()
+        delivery_ids = [d.id for d in deliveries]
+    fts, fnts, verdict = _angles(first)
+    log.info(
+        "job %d %s: aTFA FTS %s, FNTS %s (%s; model %s), %.0f ms",
+        job_id,
+        "flagged" if flagged else "done",
+        "n/a" if fts is None else f"{fts:+.1f} deg",
+        "n/a" if fnts is None else f"{fnts:+.1f} deg",
+        verdict,
+        info.version,
+        timings["total_ms"],
+    )
+    for delivery_id in delivery_ids:
+        ctx.queue.submit_delivery(delivery_id)
+    return job_id
+
+
+def _finished_job(s: Session, instance_id: int) -> tuple[int, list[int]] | None:
+    """The finished (done or flagged) job of an instance and its deliveries never tried."""
+    job = s.scalars(
+        select(Job)
+        .where(Job.instance_id == instance_id, Job.state.in_(("done", "flagged")))
+        .order_by(Job.id)
+        .limit(1)
+    ).first()
+    if job is None:
+        return None
+    return job.id, [d.id for d in job.deliveries if d.state == "pending" and d.attempts == 0]
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What happened to one delivery attempt and what to do next."""
+
+    state: Literal["delivered", "retrying", "failed"]
+    retry_in_s: float | None = None
+    error: str | None = None
+
+
+def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
+    """Attempt delivery ``delivery_id`` once; record the outcome and say whether to retry."""
+    settings = ctx.settings
+    with ctx.db.session() as s:
+        d = s.get(Delivery, delivery_id)
+        if d is None:
+            raise ValueError(f"delivery_id {delivery_id} is not a delivery")
+        if d.state == "delivered":
+            return DeliveryOutcome("delivered")
+        d.state, d.attempts, d.updated_at = "sending", d.attempts + 1, utcnow()
+        attempt, name = d.attempts, d.destination
+        paths = [Path(p) for p in (d.job.sr_path, d.job.sc_path) if p]
+        sr_uid = d.job.sr_sop_instance_uid
+    dest = next((x for x in settings.delivery.destinations if x.name == name), None)
+    try:
+        if dest is None:
+            raise DeliveryError(f"destination {name!r} is no longer configured")
+        send_files(
+            paths,
+            dest,
+            calling_ae_title=settings.delivery.calling_ae_title or settings.node.ae_title,
+            limits=settings.node.limits,
+            tls=settings.node.tls,
+        )
+    except (DeliveryError, OSError, InvalidDicomError) as exc:
+        error = f"{type(exc).__name__}: {exc}"[:4000]
+        give_up = attempt >= settings.delivery.max_attempts or dest is None
+        with ctx.db.session() as s:
+            d = s.get_one(Delivery, delivery_id)
+            d.state = "failed" if give_up else "retrying"
+            d.last_error, d.updated_at = error, utcnow()
+        log.warning("delivery %d to %s attempt %d failed: %s", delivery_id, name, attempt, error)
+        if give_up:
+            return DeliveryOutcome("failed", error=error)
+        return DeliveryOutcome("retrying", settings.delivery.backoff(attempt), error)
+    with ctx.db.session() as s:
+        d = s.get_one(Delivery, delivery_id)
+        d.state, d.delivered_at, d.updated_at, d.last_error = "delivered", utcnow(), utcnow(), None
+    ctx.db.audit(
+        "results_sent",
+        ae_title=dest.ae_title,
+        peer_address=f"{dest.host}:{dest.port}",
+        sop_instance_uid=sr_uid,
+        detail=f"delivery {delivery_id}, {len(paths)} object(s)",
+    )
+    log.info("delivery %d to %s done (attempt %d)", delivery_id, name, attempt)
+    return DeliveryOutcome("delivered")
+
+
+def pending_work(ctx: NodeContext) -> tuple[list[int], list[int]]:
+    """Work left unfinished by a stopped in-process node: instances queued but never
+    measured (jobs left running are marked failed), and deliveries not finished."""
+    with ctx.db.session() as s:
+        for job in s.scalars(select(Job).where(Job.state.in_(("queued", "running")))):
+            job.state, job.finished_at = "failed", utcnow()
+            job.error = "interrupted: the node stopped during the measurement"
+        instances = s.scalars(
+            select(ReceivedInstance.id).where(ReceivedInstance.state == "queued")
+        ).all()
+        deliveries = s.scalars(
+            select(Delivery.id).where(Delivery.state.in_(("pending", "sending", "retrying")))
+        ).all()
+    return list(instances), list(deliveries)
+
+
+__all__ = ["DeliveryOutcome", "deliver", "measure_instance", "pending_work", "uid_hash"]

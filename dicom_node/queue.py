@@ -1,0 +1,144 @@
+"""Job queues: the same two tasks run in-process (embedded default) or through Celery.
+
+Only row ids travel through a queue. Task names (Celery): ``knee_node.measure_instance``
+and ``knee_node.deliver_result``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as stdlib_queue
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from dicom_node.context import NodeContext
+
+log = logging.getLogger(__name__)
+
+MEASURE_TASK = "knee_node.measure_instance"
+DELIVER_TASK = "knee_node.deliver_result"
+
+
+class JobQueue(Protocol):
+    """Where the listener and the measurement task put work."""
+
+    def submit_measurement(self, instance_id: int) -> None:
+        """Queue the measurement of a received instance."""
+        ...
+
+    def submit_delivery(self, delivery_id: int, countdown_s: float = 0.0) -> None:
+        """Queue a delivery attempt, after ``countdown_s`` seconds."""
+        ...
+
+
+class InProcessQueue:
+    """A worker thread running the task functions, in the listener's process.
+
+    Call :meth:`bind` with the node context before :meth:`start`.
+    """
+
+    def __init__(self) -> None:
+        self._q: stdlib_queue.Queue[tuple[str, int] | None] = stdlib_queue.Queue()
+        self._ctx: NodeContext | None = None
+        self._thread: threading.Thread | None = None
+        self._timers: set[threading.Timer] = set()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._busy = 0
+
+    def bind(self, ctx: NodeContext) -> None:
+        """Give the queue the context its tasks run with."""
+        self._ctx = ctx
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        if self._ctx is None:
+            raise RuntimeError("bind(ctx) before start()")
+        self._thread = threading.Thread(target=self._run, name="knee-node-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel pending retries and stop the thread after the current task."""
+        with self._lock:
+            for t in self._timers:
+                t.cancel()
+            self._timers.clear()
+        self._q.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _put(self, item: tuple[str, int], countdown_s: float) -> None:
+        with self._lock:
+            self._busy += 1
+        if countdown_s <= 0:
+            self._q.put(item)
+            return
+
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            self._q.put(item)
+
+        timer = threading.Timer(countdown_s, fire)
+        timer.daemon = True
+        with self._lock:
+            self._timers.add(timer)
+        timer.start()
+
+    def submit_measurement(self, instance_id: int) -> None:
+        """Queue the measurement of a received instance."""
+        self._put(("measure", int(instance_id)), 0.0)
+
+    def submit_delivery(self, delivery_id: int, countdown_s: float = 0.0) -> None:
+        """Queue a delivery attempt, after ``countdown_s`` seconds."""
+        self._put(("deliver", int(delivery_id)), countdown_s)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no task is queued, scheduled or running (True), or timeout (False)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    def _run(self) -> None:
+        from dicom_node.pipeline import deliver, measure_instance
+
+        assert self._ctx is not None
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            kind, row_id = item
+            try:
+                if kind == "measure":
+                    measure_instance(self._ctx, row_id)
+                else:
+                    outcome = deliver(self._ctx, row_id)
+                    if outcome.state == "retrying" and outcome.retry_in_s is not None:
+                        self.submit_delivery(row_id, outcome.retry_in_s)
+            except Exception:  # the job row holds the error; the worker goes on
+                log.exception("%s task for row %d failed", kind, row_id)
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+
+
+class CeleryQueue:
+    """Submits the tasks to Celery by name (the broker carries row ids only)."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def submit_measurement(self, instance_id: int) -> None:
+        """Queue the measurement of a received instance."""
+        self.app.send_task(MEASURE_TASK, args=[int(instance_id)])
+
+    def submit_delivery(self, delivery_id: int, countdown_s: float = 0.0) -> None:
+        """Queue a delivery attempt, after ``countdown_s`` seconds."""
+        self.app.send_task(DELIVER_TASK, args=[int(delivery_id)], countdown=countdown_s or None)
+
+
+SubmitFn = Callable[..., Any]

@@ -1,0 +1,292 @@
+"""The Structured Report: a TID 1500 measurement report of the aTFA, made with highdicom.
+
+One TID 1501 measurement group per knee holds the aTFA by FTS and by FNTS (UCUM ``deg``,
+signed, valgus positive), each with its two axes as SCOORD POLYLINEs on the source image,
+the varus/valgus finding, the quality verdict, and the landmark detection confidence with
+the landmarks as SCOORD MULTIPOINTs.  A flagged knee keeps the verdict, its reasons, the
+confidence and the landmarks, and has neither angle nor finding.  See ``docs/sr_content.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import highdicom as hd
+import numpy as np
+import numpy.typing as npt
+from pydicom import Dataset
+from pydicom.sr.codedict import codes as dcm_codes
+
+from dicom_node.reports import codes
+from dicom_node.reports._checks import (
+    ReportInputError,
+    ReportTypeError,
+    check_measurements,
+    check_source,
+)
+from dicom_node.reports.algorithm import (
+    NOTICE_TEXT,
+    SERIES_DESCRIPTION_SR,
+    AlgorithmIdentity,
+    identities,
+)
+from inference.alignment import Axis
+from inference.landmarks import CURVES
+from inference.measurement import KneeMeasurement
+
+#: Landmarks are array indices (pixel centre at integer x, y); SCOORD puts the top-left
+#: corner of the first pixel at (0, 0), so its centre is at (0.5, 0.5).
+PIXEL_CENTRE_OFFSET = 0.5
+_SIDE = {"L": "Left", "R": "Right"}
+#: Decimals of the angles in the SR (the model is good to about a degree; 0.01 keeps
+#: the value equal to the job row's to 0.005 deg without pretending more).
+ANGLE_DECIMALS = 2
+_UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+
+
+def _scoord(points: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2) + PIXEL_CENTRE_OFFSET
+
+
+def _region(source: Dataset) -> hd.sr.SourceImageForRegion:
+    return hd.sr.SourceImageForRegion(source.SOPClassUID, source.SOPInstanceUID)
+
+
+def _axis_coordinates(
+    axis: Axis, name: hd.sr.CodedConcept | object, source: Dataset
+) -> hd.sr.CoordinatesForMeasurement:
+    return hd.sr.CoordinatesForMeasurement(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=_scoord([axis.proximal, axis.distal]),
+        source_image=_region(source),
+        purpose=name,  # type: ignore[arg-type]
+    )
+
+
+def _angle(
+    m: KneeMeasurement, method: str, algorithm: hd.sr.AlgorithmIdentification, source: Dataset
+) -> hd.sr.Measurement:
+    """aTFA by ``method`` with its femoral and tibial axes as the angle's arms."""
+    axes = m.axes(method)  # type: ignore[arg-type]
+    femoral_name = codes.FEMORAL_AXIS_FTS if method == "FTS" else codes.FEMORAL_AXIS_FNTS
+    return hd.sr.Measurement(
+        name=codes.ATFA_FTS if method == "FTS" else codes.ATFA_FNTS,
+        value=round(float(m.atfa_deg[method]), ANGLE_DECIMALS),
+        unit=codes.DEGREE,
+        method=codes.METHOD_FTS if method == "FTS" else codes.METHOD_FNTS,
+        algorithm_id=algorithm,
+        referenced_coordinates=[
+            _axis_coordinates(axes["femoral"], femoral_name, source),
+            _axis_coordinates(axes["tibial"], codes.TIBIAL_AXIS, source),
+        ],
+    )
+
+
+def _confidence(
+    m: KneeMeasurement, algorithm: hd.sr.AlgorithmIdentification, source: Dataset
+) -> hd.sr.Measurement:
+    """Landmark detection confidence, inferred from the landmarks (one MULTIPOINT per outline)."""
+    coords = []
+    for curve, (start, stop) in CURVES.items():
+        if stop <= m.landmarks.shape[0]:
+            coords.append(
+                hd.sr.CoordinatesForMeasurement(
+                    graphic_type=hd.sr.GraphicTypeValues.MULTIPOINT,
+                    graphic_data=_scoord(m.landmarks[start:stop]),
+                    source_image=_region(source),
+                    purpose=codes.LANDMARKS[curve],
+                )
+            )
+    return hd.sr.Measurement(
+        name=codes.CONFIDENCE,
+        value=float(m.confidence),
+        unit=codes.NO_UNITS,
+        algorithm_id=algorithm,
+        referenced_coordinates=coords,
+    )
+
+
+def _knee_group(
+    m: KneeMeasurement, index: int, source: Dataset
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501 group of one knee."""
+    assert m.model is not None  # checked by check_measurements(need_model=True)
+    algorithm = AlgorithmIdentity.from_model(m.model).to_sr()
+    side = _SIDE[m.laterality]
+    passed = m.quality == "pass"
+    measurements = (
+        [_angle(m, meth, algorithm, source) for meth in ("FTS", "FNTS")] if passed else []
+    )
+    measurements.append(_confidence(m, algorithm, source))
+    evaluations = [
+        hd.sr.QualitativeEvaluation(
+            codes.QUALITY_VERDICT, codes.QUALITY_PASS if passed else codes.QUALITY_FLAG
+        )
+    ]
+    if passed:
+        evaluations.append(
+            hd.sr.QualitativeEvaluation(codes.CORONAL_ALIGNMENT, codes.ALIGNMENT_VALUES[m.verdict])
+        )
+    label = f"{side} knee aTFA" if passed else f"{side} knee - FLAGGED, no reliable measurement"
+    group = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=hd.UID(), identifier=f"{label} #{index + 1}"
+        ),
+        algorithm_id=algorithm,
+        finding_sites=[
+            hd.sr.FindingSite(codes.KNEE_JOINT, laterality=codes.LATERALITY[m.laterality])
+        ],
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+        source_images=[
+            hd.sr.SourceImageForMeasurementGroup(source.SOPClassUID, source.SOPInstanceUID)
+        ],
+    )
+    for reason in m.flag_reasons:  # TID 1501 allows TEXT qualitative evaluations
+        group[0].ContentSequence.append(
+            hd.sr.TextContentItem(
+                name=codes.QUALITY_FLAG_REASON,
+                value=str(reason)[:1024],
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+        )
+    return group
+
+
+def _separate(item: Dataset) -> None:
+    """Mark every container SEPARATE: each item is its own statement, so renderers such as
+    dsr2html show it on its own line with its concept name (CONTINUOUS runs them together)."""
+    if item.get("ValueType") == "CONTAINER":
+        item.ContinuityOfContent = "SEPARATE"
+    for child in item.get("ContentSequence", []):
+        _separate(child)
+
+
+def _library_ready(source: Dataset) -> bool:
+    """Whether highdicom can describe ``source`` in the Image Library (TID 1601/1603).
+
+    For projection radiography it needs Patient Orientation and Imager Pixel Spacing (type 3
+    in CR); without them the optional library is left out and the SCOORDs still reference
+    the image by SOP Class/Instance UID.
+    """
+    orientation = source.get("PatientOrientation")
+    spacing = source.get("ImagerPixelSpacing") or source.get("PixelSpacing")
+    return bool(orientation) and len(orientation) == 2 and bool(spacing) and len(spacing) == 2 and (
+        "ImagerPixelSpacing" in source or not _is_projection(source))
+
+
+def _is_projection(source: Dataset) -> bool:
+    return str(source.get("Modality", "")) in {"CR", "DX", "RG", "MG", "IO", "PX", "XA", "RF"}
+
+
+def _check_uid(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise ReportTypeError(f"{name} must be a UID string, got {type(value).__name__}")
+    if len(value) > 64 or not _UID.match(value):
+        raise ReportInputError(f"{name} is not a valid DICOM UID: {value!r}")
+    return value
+
+
+def _check_number(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**31:
+        raise ReportInputError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def create_measurement_report(
+    source: Dataset,
+    measurements: Sequence[KneeMeasurement],
+    *,
+    series_number: int = 9901,
+    instance_number: int = 1,
+    institution_name: str | None = None,
+    device_observer_uid: str,
+    device_observer_name: str = "knee-node",
+    manufacturer: str = "knee-node project",
+) -> hd.sr.Comprehensive3DSR:
+    """Comprehensive 3D SR (TID 1500) of the knees measured in ``source``.
+
+    Parameters
+    ----------
+    source
+        The measured image (CR/DX...); patient and study are copied from it, and every
+        spatial coordinate references its SOP Instance.
+    measurements
+        One record per knee; each needs ``model`` (algorithm identification).
+    series_number, instance_number
+        Numbers of the new series (its UID is new) and of the SR in it.
+    institution_name
+        Institution Name of the SR; the source's when ``None``.
+    device_observer_uid, device_observer_name, manufacturer
+        The node as device observer (TID 1004) and manufacturer of the SR.
+
+    Returns
+    -------
+    highdicom.sr.Comprehensive3DSR
+        Completion COMPLETE, verification UNVERIFIED, preliminary flag PRELIMINARY.
+
+    Raises
+    ------
+    ReportInputError, ReportTypeError
+        Subclasses of ValueError/TypeError naming the bad argument.
+    """
+    source = check_source(source)
+    records = check_measurements(measurements, need_model=True)
+    _check_uid(device_observer_uid, "device_observer_uid")
+    _check_number(series_number, "series_number")
+    _check_number(instance_number, "instance_number")
+    for name, value in (
+        ("device_observer_name", device_observer_name),
+        ("manufacturer", manufacturer),
+    ):
+        if not isinstance(value, str) or not value.strip():
+            raise ReportInputError(f"{name} must be a non-empty string, got {value!r}")
+    algorithms = identities(records)
+    observer = hd.sr.ObserverContext(
+        observer_type=dcm_codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=device_observer_uid,
+            name=device_observer_name,
+            manufacturer_name=manufacturer,
+            model_name=algorithms[0].name,
+        ),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.PLAIN_RADIOGRAPHY,
+        imaging_measurements=[_knee_group(m, i, source) for i, m in enumerate(records)],
+        referenced_images=[source] if _library_ready(source) else None,
+    )
+    notice = hd.sr.ContainerContentItem(
+        name=codes.QUALITATIVE_EVALUATIONS, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS
+    )
+    notice.ContentSequence = hd.sr.ContentSequence(
+        [
+            hd.sr.TextContentItem(
+                name=codes.NOTICE,
+                value=NOTICE_TEXT,
+                relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+            )
+        ]
+    )
+    report[0].ContentSequence.append(notice)  # TID 1500 row 12, after Imaging Measurements
+    _separate(report[0])
+    return hd.sr.Comprehensive3DSR(
+        evidence=[source],
+        content=report[0],
+        series_instance_uid=hd.UID(),
+        series_number=series_number,
+        sop_instance_uid=hd.UID(),
+        instance_number=instance_number,
+        manufacturer=manufacturer,
+        is_complete=True,
+        is_final=False,
+        is_verified=False,
+        institution_name=institution_name or source.get("InstitutionName") or None,
+        series_description=SERIES_DESCRIPTION_SR,
+        coding_schemes=[codes.coding_scheme_identification()],
+        contributing_equipment=[a.contributing_equipment() for a in algorithms],
+        manufacturer_model_name=algorithms[0].name[:64],
+        software_versions=algorithms[0].version[:64],
+    )

@@ -1,0 +1,259 @@
+"""Drawing of the overlay: display image, landmarks, axes, angle, verdict and banner.
+
+Pure image work (numpy + Pillow, no DICOM writing): :func:`display_image` turns the source
+pixels into 8-bit as a viewer would show them, :func:`draw_overlay` draws the result.
+Sizes scale with the image so text stays legible on a 1080p screen showing the whole image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageDraw, ImageFont
+from pydicom import Dataset
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from dicom_node.reports._checks import ReportInputError
+from inference.alignment import Axis
+from inference.landmarks import CURVES, PLATEAU_LATERAL_CORNER, PLATEAU_MEDIAL_CORNER
+from inference.measurement import KneeMeasurement
+
+BANNER_TEXT = "ALGORITHM RESULT - RESEARCH USE - NOT FOR DIAGNOSTIC USE"
+FLAG_TEXT = "FLAGGED: no reliable measurement"
+#: Longest side of the drawn image; larger sources are downscaled to it.
+MAX_SIDE = 1536
+#: Text height on a 1920x1080 screen showing the whole overlay, in screen pixels.
+SCREEN_TEXT_PX = 22
+
+RGB = tuple[int, int, int]
+COLOURS: dict[str, RGB] = {
+    "femoral_FTS": (255, 215, 0),  # yellow, solid
+    "femoral_FNTS": (255, 64, 255),  # magenta, dashed
+    "tibial": (0, 200, 255),  # cyan
+    "landmark": (80, 255, 80),  # green
+    "implant": (255, 150, 40),  # orange
+    "flagged": (255, 70, 70),  # red
+    "banner": (190, 0, 0),
+    "text": (255, 255, 255),
+    "panel": (0, 0, 0),
+}
+_SIDE = {"L": "Left", "R": "Right"}
+
+
+def display_image(source: Dataset) -> npt.NDArray[np.uint8]:
+    """The source as an 8-bit grey image as shown: modality LUT, VOI window, MONOCHROME1 inverted.
+
+    Without a VOI window in the dataset the 0.5-99.5 percentile range is used.
+    """
+    photometric = str(source.get("PhotometricInterpretation", ""))
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise ReportInputError(f"source must be MONOCHROME1/2 for the overlay, got {photometric!r}")
+    raw = source.pixel_array
+    if raw.ndim != 2:
+        raise ReportInputError(f"source must be a single-frame image, pixel shape {raw.shape}")
+    values = apply_modality_lut(raw, source).astype(np.float64)
+    if "WindowCenter" in source or "VOILUTSequence" in source:
+        values = apply_voi_lut(values, source, index=0).astype(np.float64)
+        lo, hi = _voi_output_range(source, values)
+    else:
+        lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.5]))
+    scaled = np.clip((values - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+    if photometric == "MONOCHROME1":
+        scaled = 1.0 - scaled
+    return np.round(scaled * 255.0).astype(np.uint8)
+
+
+def _voi_output_range(source: Dataset, values: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Output range of pydicom's VOI step: the LUT's range, or the window's y_min..y_max."""
+    if "VOILUTSequence" in source and "WindowCenter" not in source:
+        bits = int(source.VOILUTSequence[0].LUTDescriptor[2])
+        return 0.0, float(2**bits - 1)
+    bits = int(source.get("BitsStored", 16))
+    if int(source.get("PixelRepresentation", 0)) == 0:
+        lo, hi = 0.0, float(2**bits - 1)
+    else:
+        lo, hi = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    slope = float(source.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(source.get("RescaleIntercept", 0.0) or 0.0)
+    rescaled = "RescaleSlope" in source or "RescaleIntercept" in source
+    if "ModalityLUTSequence" not in source and rescaled:
+        lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Style:
+    """Sizes for one overlay, from the drawn image size."""
+
+    font_px: int
+    line_px: int
+    dot_px: int
+
+    @classmethod
+    def for_size(cls, width: int, height: int) -> Style:
+        """Text about :data:`SCREEN_TEXT_PX` high when the image fits a 1920x1080 screen."""
+        screen_scale = min(1920 / width, 1080 * 0.78 / height)  # image ~78 % of the canvas
+        font = max(12, math.ceil(SCREEN_TEXT_PX / screen_scale))
+        return cls(font_px=font, line_px=max(2, round(font / 8)), dot_px=max(2, round(font / 7)))
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+          width: float) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        trial = f"{current} {word}".strip()
+        if current and draw.textlength(trial, font=font) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = trial
+    return [*lines, current] if current else lines
+
+
+def _extend(axis: Axis, fraction: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    p, d = np.asarray(axis.proximal), np.asarray(axis.distal)
+    v = (d - p) * fraction
+    return tuple(p - v), tuple(d + v)
+
+
+def _dashed(draw: ImageDraw.ImageDraw, a: tuple[float, float], b: tuple[float, float],
+            colour: RGB, width: int) -> None:
+    length = math.dist(a, b)
+    dash = 4.0 * width
+    steps = max(1, int(length // dash))
+    def at(t: float) -> tuple[float, float]:
+        return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t)
+
+    for i in range(0, steps, 2):
+        draw.line([at(i / steps), at(min(1.0, (i + 1) / steps))], fill=colour, width=width)
+
+
+def knee_summary(m: KneeMeasurement) -> str:
+    """One line: side, both angles and the verdict, or the flag without any angle."""
+    side = _SIDE.get(m.laterality, m.laterality)
+    if m.quality != "pass":
+        reasons = "; ".join(m.flag_reasons) or "quality check failed"
+        return f"{side} knee: {FLAG_TEXT} ({reasons})"
+    a = m.atfa_deg
+    return (f"{side} knee: aTFA FTS {a['FTS']:+.1f}\N{DEGREE SIGN}, FNTS {a['FNTS']:+.1f}"
+            f"\N{DEGREE SIGN} -> {m.verdict.upper()} (confidence {m.confidence:.2f})")
+
+
+def _draw_knee(draw: ImageDraw.ImageDraw, m: KneeMeasurement, scale: float, style: Style,
+               offset_y: int, size: tuple[int, int]) -> None:
+    def to_canvas(p: Sequence[float]) -> tuple[float, float]:
+        return ((p[0] + 0.5) * scale - 0.5, (p[1] + 0.5) * scale - 0.5 + offset_y)
+
+    passed = m.quality == "pass"
+    for curve, (start, stop) in CURVES.items():
+        if stop > m.landmarks.shape[0]:
+            continue
+        colour = COLOURS["flagged"] if not passed else (
+            COLOURS["implant"] if curve.startswith("implant") else COLOURS["landmark"])
+        pts = [to_canvas(p) for p in m.landmarks[start:stop]]
+        draw.line(pts, fill=colour, width=max(1, style.line_px // 2))
+        r = style.dot_px
+        for x, y in pts:
+            draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+    font = _font(style.font_px)
+    # Label beside the femoral condyles, on the lateral side (outward for two knees side by side).
+    medial, lateral = m.landmarks[PLATEAU_MEDIAL_CORNER], m.landmarks[PLATEAU_LATERAL_CORNER]
+    width = float(np.linalg.norm(lateral - medial))
+    outward = 1.0 if lateral[0] >= medial[0] else -1.0
+    anchor = to_canvas((float(lateral[0]) + outward * 0.25 * width,
+                        float(lateral[1]) - 0.6 * width))
+    if passed:
+        for method in ("FTS", "FNTS"):
+            a, b = _extend(m.axes(method)["femoral"], 0.15)
+            a, b = to_canvas(a), to_canvas(b)
+            if method == "FTS":  # wide solid line under the dashed FNTS one: both stay visible
+                draw.line([a, b], fill=COLOURS["femoral_FTS"], width=2 * style.line_px)
+            else:
+                _dashed(draw, a, b, COLOURS["femoral_FNTS"], style.line_px)
+        a, b = _extend(m.axes("FTS")["tibial"], 0.35)
+        draw.line([to_canvas(a), to_canvas(b)], fill=COLOURS["tibial"], width=2 * style.line_px)
+        at = m.atfa_deg
+        lines = [f"{_SIDE[m.laterality]} knee", f"FTS {at['FTS']:+.1f}\N{DEGREE SIGN}",
+                 f"FNTS {at['FNTS']:+.1f}\N{DEGREE SIGN}", m.verdict.upper()]
+        colour = COLOURS["text"]
+    else:
+        lines, colour = [f"{_SIDE[m.laterality]} knee", "FLAGGED:", "no reliable", "measurement"], \
+            COLOURS["flagged"]
+    _label(draw, anchor, outward, lines, font, colour, style, (offset_y, size))
+
+
+def _label(draw: ImageDraw.ImageDraw, anchor: tuple[float, float], outward: float, lines: list[str],
+           font: ImageFont.FreeTypeFont | ImageFont.ImageFont, colour: RGB, style: Style,
+           frame: tuple[int, tuple[int, int]]) -> None:
+    """Lines on a black box beside ``anchor`` (on the ``outward`` side), kept inside the image."""
+    offset_y, size = frame
+    line_h = round(style.font_px * 1.25)
+    half_w = max(draw.textlength(t, font=font) for t in lines) / 2
+    half_h = line_h * len(lines) / 2
+    pad = style.font_px // 4
+    x = anchor[0] + outward * (half_w + pad)
+    x = min(max(x, half_w + pad), size[0] - half_w - pad)
+    y = min(max(anchor[1], offset_y + half_h + pad), offset_y + size[1] - half_h - pad)
+    draw.rectangle([x - half_w - pad, y - half_h - pad, x + half_w + pad, y + half_h + pad],
+                   fill=COLOURS["panel"])
+    for i, text in enumerate(lines):
+        draw.text((x, y - half_h + (i + 0.5) * line_h), text, font=font, fill=colour, anchor="mm")
+
+
+def draw_overlay(gray: npt.NDArray[np.uint8], measurements: Sequence[KneeMeasurement],
+                 footer: str) -> npt.NDArray[np.uint8]:
+    """RGB overlay: banner on top, the (downscaled) image with drawings, a text panel below.
+
+    Parameters
+    ----------
+    gray
+        ``(rows, columns)`` 8-bit display image of the source (landmarks' pixel grid).
+    measurements
+        The knees to draw (checked by the caller).
+    footer
+        Last line of the panel (algorithm name and version).
+    """
+    rows, cols = gray.shape
+    scale = min(1.0, MAX_SIDE / max(rows, cols))
+    width, height = max(1, round(cols * scale)), max(1, round(rows * scale))
+    image = Image.fromarray(gray).resize((width, height), Image.Resampling.LANCZOS) if scale < 1 \
+        else Image.fromarray(gray)
+    style = Style.for_size(width, height)
+    font = _font(style.font_px)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    margin = style.font_px // 2
+    line_h = round(style.font_px * 1.3)
+    banner = _wrap(probe, BANNER_TEXT, font, width - 2 * margin)
+    panel: list[tuple[str, RGB]] = []
+    for m in measurements:
+        colour = COLOURS["text"] if m.quality == "pass" else COLOURS["flagged"]
+        panel += [(t, colour) for t in _wrap(probe, knee_summary(m), font, width - 2 * margin)]
+    legend = ("Lines: yellow = femoral axis FTS, magenta dashed = femoral axis FNTS, "
+              "cyan = tibial axis, green dots = landmarks. "
+              "aTFA sign: valgus positive, varus negative.")
+    notice = "Trained on synthetic images only; must be reviewed by a clinician. " + footer
+    for text in (legend, notice):
+        panel += [(t, COLOURS["text"]) for t in _wrap(probe, text, font, width - 2 * margin)]
+    top = len(banner) * line_h + 2 * margin
+    bottom = len(panel) * line_h + 2 * margin
+    canvas = Image.new("RGB", (width, top + height + bottom), COLOURS["panel"])
+    canvas.paste(image.convert("RGB"), (0, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([0, 0, width, top - 1], fill=COLOURS["banner"])
+    for i, text in enumerate(banner):
+        draw.text((width / 2, margin + i * line_h + line_h / 2), text, font=font,
+                  fill=COLOURS["text"], anchor="mm")
+    for m in measurements:
+        _draw_knee(draw, m, scale, style, top, (width, height))
+    for i, (text, colour) in enumerate(panel):
+        draw.text((margin, top + height + margin + i * line_h), text, font=font, fill=colour)
+    return np.asarray(canvas, dtype=np.uint8)

@@ -1,0 +1,495 @@
+"""The one settings object of the node, read from ``config.yaml``.
+
+The listener, the workers, Celery and Alembic all call :func:`load_settings`; nothing
+else reads configuration. Every key has an embedded default, so the node runs with no
+file at all: SQLite under ``./var``, an in-process queue, a local spool, CPU.
+
+Where the file comes from: the ``--config`` option, else the environment variable
+``KNEE_NODE_CONFIG``, else no file (embedded defaults). Any key may be overridden from the
+environment as ``KNEE_NODE_<SECTION>__<KEY>`` (e.g. ``KNEE_NODE_DATABASE__PASSWORD``), which
+is how secrets stay out of the file. Relative paths are read from the current directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dicom_node.errors import ConfigError
+
+CONFIG_ENV = "KNEE_NODE_CONFIG"
+ENV_PREFIX = "KNEE_NODE_"
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # DICOM AE: 16 chars, no backslash
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_ae_title(value: str) -> str:
+    if not _AE_TITLE.match(value) or not value.strip():
+        raise ValueError(f"AE title must be 1-16 printable characters without '\\', got {value!r}")
+    return value.strip()
+
+
+class AllowedCaller(_Section):
+    """A peer allowed to open an association: AE title and the networks it may come from."""
+
+    ae_title: str = Field("*", description="calling AE title, or '*' for any")
+    addresses: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="IP networks (CIDR) the caller may connect from",
+    )
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae(cls, v: str) -> str:
+        return v if v == "*" else _check_ae_title(v)
+
+    @field_validator("addresses")
+    @classmethod
+    def _nets(cls, v: list[str]) -> list[str]:
+        for net in v:
+            ipaddress.ip_network(net, strict=False)  # raises ValueError naming the value
+        return v
+
+    def admits(self, ae_title: str, address: str) -> bool:
+        """True if a caller with ``ae_title`` connecting from ``address`` matches this entry."""
+        if self.ae_title != "*" and ae_title.strip() != self.ae_title:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in ipaddress.ip_network(n, strict=False) for n in self.addresses)
+
+
+class TLSSettings(_Section):
+    """Optional TLS for the listener (and for destinations that ask for it)."""
+
+    enabled: bool = False
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+    require_client_cert: bool = False
+
+    @model_validator(mode="after")
+    def _files(self) -> TLSSettings:
+        if self.enabled and (self.cert_file is None or self.key_file is None):
+            raise ValueError("tls.enabled needs cert_file and key_file")
+        if self.require_client_cert and self.ca_file is None:
+            raise ValueError("require_client_cert needs ca_file")
+        return self
+
+
+class LimitSettings(_Section):
+    """Association limits of the listener."""
+
+    max_associations: int = Field(10, ge=1, le=1000)
+    acse_timeout_s: float = Field(30.0, gt=0)
+    dimse_timeout_s: float = Field(60.0, gt=0)
+    network_timeout_s: float = Field(60.0, gt=0)
+    max_pdu_size: int = Field(
+        262144, ge=0, description="bytes; 0 means unlimited (pynetdicom convention)"
+    )
+
+    @field_validator("max_pdu_size")
+    @classmethod
+    def _pdu(cls, v: int) -> int:
+        if v != 0 and v < 4096:
+            raise ValueError(f"max_pdu_size must be 0 (unlimited) or >= 4096, got {v}")
+        return v
+
+
+class NodeSettings(_Section):
+    """The listening application entity."""
+
+    ae_title: str = "KNEE_NODE"
+    host: str = "127.0.0.1"
+    port: int = Field(11112, ge=0, le=65535)
+    allowed_callers: list[AllowedCaller] = Field(default_factory=lambda: [AllowedCaller()])
+    limits: LimitSettings = LimitSettings()
+    tls: TLSSettings = TLSSettings()
+
+    _ae = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+    def admits(self, ae_title: str, address: str) -> bool:
+        """True if any allowed-caller entry admits this peer."""
+        return any(c.admits(ae_title, address) for c in self.allowed_callers)
+
+
+class StorageSettings(_Section):
+    """Where received instances and results are written."""
+
+    data_dir: Path = Path("var")
+    spool_dir: Path | None = Field(None, description="default: <data_dir>/spool")
+    results_dir: Path | None = Field(None, description="default: <data_dir>/results")
+    keep_source: bool = Field(False, description="keep measured source instances after success")
+    ignored_retention_h: float = Field(
+        24.0,
+        ge=0,
+        description="hours `knee-node purge` keeps rows of ignored/rejected/duplicate instances",
+    )
+
+    @property
+    def spool(self) -> Path:
+        return self.spool_dir if self.spool_dir is not None else self.data_dir / "spool"
+
+    @property
+    def results(self) -> Path:
+        return self.results_dir if self.results_dir is not None else self.data_dir / "results"
+
+
+class DatabaseSettings(_Section):
+    """SQLAlchemy database URL; the password may come from KNEE_NODE_DATABASE__PASSWORD."""
+
+    url: str | None = Field(None, description="default: sqlite:///<data_dir>/knee-node.sqlite")
+    password: SecretStr | None = None
+    auto_migrate: bool = Field(
+        True, description="`serve` upgrades the schema to head on start (else refuses if behind)"
+    )
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
+            raise ValueError(f"url must be a sqlite:// or postgresql+psycopg:// URL, got {v!r}")
+        return v
+
+
+class QueueSettings(_Section):
+    """Job queue: in-process thread (embedded default) or Celery with Redis."""
+
+    backend: Literal["inprocess", "celery"] = "inprocess"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "knee_node"
+    worker_pool: Literal["solo", "prefork", "threads"] = "solo"
+    worker_concurrency: int = Field(1, ge=1, le=64)
+    worker_name: str = Field(
+        "celery@%h", pattern=r"^[\w.%-]+@[\w.%-]+$", description="Celery node name; %h = host"
+    )
+    soft_time_limit_s: float = Field(120.0, gt=0)
+    time_limit_s: float = Field(180.0, gt=0)
+    visibility_timeout_s: float = Field(
+        3600.0,
+        gt=0,
+        description="Redis: a task taken by a worker that died is redelivered after this",
+    )
+
+    @model_validator(mode="after")
+    def _limits(self) -> QueueSettings:
+        if self.time_limit_s <= self.soft_time_limit_s:
+            raise ValueError("time_limit_s must be greater than soft_time_limit_s")
+        if self.visibility_timeout_s <= self.time_limit_s:
+            raise ValueError(
+                "visibility_timeout_s must be greater than time_limit_s "
+                "(else a task still running is delivered to a second worker)"
+            )
+        return self
+
+
+class ModelSettings(_Section):
+    """Which measurer the workers load (once per process, lazily)."""
+
+    factory: str = Field(
+        "dicom_node.measurer:shipped_predictor",
+        description="'module:callable' taking (ModelSettings) and returning a Measurer",
+    )
+    device: str = "cpu"
+    num_threads: int | None = Field(None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("factory")
+    @classmethod
+    def _factory(cls, v: str) -> str:
+        if not re.match(r"^[\w.]+:\w+$", v):
+            raise ValueError(f"factory must look like 'package.module:callable', got {v!r}")
+        return v
+
+
+class RoutingRule(_Section):
+    """One rule: an instance matching every given field is measured."""
+
+    name: str
+    modalities: list[str] = Field(default_factory=lambda: ["CR", "DX"])
+    body_parts: list[str] = Field(
+        default_factory=lambda: ["KNEE", "LEG", "LOWER LIMB", "LOWERLIMB"]
+    )
+    view_positions: list[str] = Field(default_factory=lambda: ["AP", "PA"])
+    allow_missing_body_part: bool = False
+    allow_missing_view_position: bool = False
+    series_description: str | None = Field(None, description="regex (case-insensitive, search)")
+    study_description: str | None = Field(None, description="regex (case-insensitive, search)")
+
+    @field_validator("series_description", "study_description")
+    @classmethod
+    def _regex(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+
+class RoutingSettings(_Section):
+    """Routing: which received instances are AP/PA knee radiographs to measure."""
+
+    rules: list[RoutingRule] = Field(default_factory=lambda: [RoutingRule(name="ap-pa-knee")])
+
+
+class Destination(_Section):
+    """A peer (PACS, viewer) the SR and SC are sent to by C-STORE."""
+
+    name: str
+    ae_title: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+    tls: bool = False
+
+    _ae = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+
+class DeliverySettings(_Section):
+    """Where results go and how sending is retried."""
+
+    destinations: list[Destination] = Field(default_factory=list)
+    calling_ae_title: str | None = Field(None, description="default: node.ae_title")
+    max_attempts: int = Field(6, ge=1, le=100)
+    backoff_initial_s: float = Field(5.0, ge=0)
+    backoff_factor: float = Field(2.0, ge=1.0)
+    backoff_max_s: float = Field(600.0, ge=0)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if attempt < 1:
+            raise ValueError(f"attempt must be >= 1, got {attempt}")
+        return float(
+            min(self.backoff_max_s, self.backoff_initial_s * self.backoff_factor ** (attempt - 1))
+        )
+
+
+class ReportSettings(_Section):
+    """Fields written into the SR and SC."""
+
+    institution_name: str | None = None
+    device_observer_name: str = "knee-node"
+    device_observer_uid: str | None = Field(None, description="default: derived from ae_title")
+    sr_series_number: int = Field(9901, ge=1)
+    sc_series_number: int = Field(9902, ge=1)
+
+
+class LoggingSettings(_Section):
+    """Log level of the node (INFO never carries patient name, ID or birth date)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = Field("text", description="text lines or JSON lines")
+
+
+class MetricsSettings(_Section):
+    """Prometheus ``/metrics`` and ``/healthz`` of ``knee-node serve`` (dicom_node.metrics)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9102, ge=0, le=65535)
+
+
+class Settings(_Section):
+    """Everything the node reads; see ``config.example.yaml`` for each key."""
+
+    node: NodeSettings = NodeSettings()
+    storage: StorageSettings = StorageSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    queue: QueueSettings = QueueSettings()
+    model: ModelSettings = ModelSettings()
+    routing: RoutingSettings = RoutingSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    reports: ReportSettings = ReportSettings()
+    logging: LoggingSettings = LoggingSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="after")
+    def _visibility(self) -> Settings:
+        q = self.queue
+        if q.backend == "celery" and q.visibility_timeout_s <= self.delivery.backoff_max_s:
+            raise ValueError(
+                "queue.visibility_timeout_s must be greater than delivery.backoff_max_s "
+                "(a delivery retry waiting longer would be delivered twice)"
+            )
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL, password from the settings or environment filled in."""
+        from sqlalchemy.engine import make_url
+
+        if self.database.url is None:
+            return f"sqlite:///{(self.storage.data_dir / 'knee-node.sqlite').resolve()}"
+        url = make_url(self.database.url)
+        if self.database.password is not None:
+            url = url.set(password=self.database.password.get_secret_value())
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def device_observer_uid(self) -> str:
+        """Stable Device Observer UID of this node (from config or derived from the AE title)."""
+        from pydicom.uid import generate_uid
+
+        if self.reports.device_observer_uid is not None:
+            return self.reports.device_observer_uid
+        return str(generate_uid(entropy_srcs=["knee-node", self.node.ae_title]))
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``KNEE_NODE_SECTION__KEY=value`` -> ``{"section": {"key": value}}`` (YAML-parsed value)."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = raw if path[-1] == "password" else yaml.safe_load(raw)
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One line per bad key: ``dotted.key.path: why``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{loc}: {msg}")
+    return lines
+
+
+def read_config_dict(path: Path | None) -> dict[str, Any]:
+    """The YAML mapping in ``path`` (empty if ``path`` is None)."""
+    if path is None:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def config_path(explicit: Path | str | None = None) -> Path | None:
+    """The config file to read: ``explicit``, else ``$KNEE_NODE_CONFIG``, else None."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else None
+
+
+def _secrets_in(data: dict[str, Any]) -> list[str]:
+    """Dotted keys of ``data`` (a config mapping) that hold a secret."""
+    found = []
+    db = data.get("database")
+    db = db if isinstance(db, dict) else {}
+    q = data.get("queue")
+    q = q if isinstance(q, dict) else {}
+    if db.get("password"):
+        found.append("database.password")
+    urls = [("database.url", db.get("url")), ("queue.broker_url", q.get("broker_url"))]
+    for key, url in urls:
+        if isinstance(url, str) and re.match(r"^[\w+]+://[^/@]*:[^/@]+@", url):
+            found.append(key)  # scheme://user:password@host
+    return found
+
+
+def secret_file_warnings(path: Path | str, data: dict[str, Any]) -> list[str]:
+    """Warnings for a config file that holds secrets but others may read.
+
+    Secrets belong in the environment (``KNEE_NODE_DATABASE__PASSWORD``...) or in a file
+    only its owner can read (mode 0600 or stricter).
+
+    Parameters
+    ----------
+    path
+        The config file.
+    data
+        Its parsed content.
+    """
+    secrets = _secrets_in(data)
+    if not secrets:
+        return []
+    mode = Path(path).stat().st_mode & 0o777
+    if mode & 0o077 == 0:
+        return []
+    return [
+        f"{path} holds a secret ({', '.join(secrets)}) but its mode is {mode:04o}: "
+        "readable by others; chmod 600 it, or give the secret in the environment "
+        "(e.g. KNEE_NODE_DATABASE__PASSWORD)"
+    ]
+
+
+def load_settings(
+    path: Path | str | None = None, *, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read and validate the settings.
+
+    Parameters
+    ----------
+    path
+        YAML file; None means ``$KNEE_NODE_CONFIG`` or, if unset, embedded defaults.
+    environ
+        Environment for ``KNEE_NODE_<SECTION>__<KEY>`` overrides (default ``os.environ``).
+
+    Logs a warning if the file holds a secret and is readable by group or others.
+
+    Raises
+    ------
+    ConfigError
+        Naming every bad key and why.
+    """
+    file = config_path(path)
+    from_file = read_config_dict(file)
+    if file is not None:
+        for warning in secret_file_warnings(file, from_file):
+            logging.getLogger(__name__).warning("%s", warning)
+    data = _merge(from_file, _env_overrides(dict(os.environ if environ is None else environ)))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        where = str(file) if file is not None else "settings"
+        raise ConfigError(f"{where}:\n  " + "\n  ".join(format_errors(exc))) from None

@@ -1,0 +1,1 @@
+"""Landmark scheme, alignment geometry, networks and the predictor (runs without any queue)."""

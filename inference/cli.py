@@ -1,0 +1,61 @@
+"""``knee-node predict`` and ``knee-node bench-model``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``predict`` and ``bench-model`` to the ``knee-node`` command."""
+
+    @app.command()
+    def predict(
+        file: Path = typer.Argument(..., help="DICOM instance (AP knee radiograph)."),
+        weights: Path | None = typer.Option(None, help="Weights folder (default: shipped)."),
+        threads: int = typer.Option(2, help="torch CPU threads."),
+        device: str = typer.Option("cpu", help="torch device."),
+    ) -> None:
+        """Print landmarks, aTFA (FTS, FNTS), verdict and quality of every knee as JSON."""
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+
+        from dicom_node.errors import InputImageError
+        from inference.predictor import KneePredictor
+
+        if not file.is_file():
+            raise typer.BadParameter(f"{file} does not exist", param_hint="FILE")
+        try:
+            ds = pydicom.dcmread(file)
+        except (InvalidDicomError, OSError) as exc:
+            typer.echo(json.dumps({"error": f"not a readable DICOM file: {exc}"}))
+            raise typer.Exit(2) from exc
+        if weights is None:
+            predictor = KneePredictor.from_shipped_weights(device=device, num_threads=threads)
+        else:
+            predictor = KneePredictor.from_weights_dir(weights, device=device, num_threads=threads)
+        try:
+            knees = predictor.measure(ds)
+        except InputImageError as exc:
+            typer.echo(json.dumps({"error": str(exc)}))
+            raise typer.Exit(2) from exc
+        typer.echo(json.dumps({"file": str(file), "knees": [k.to_json() for k in knees]}))
+
+    @app.command("bench-model")
+    def bench_model(
+        count: int = typer.Option(10, help="Synthetic images to time."),
+        threads: int = typer.Option(2, help="torch CPU threads."),
+        seed: int = typer.Option(950_000_000, help="First generator seed."),
+        out: Path = typer.Option(Path("benchmarks/model.json"), help="Where to write figures."),
+        weights: Path | None = typer.Option(None, help="Weights folder (default: shipped)."),
+    ) -> None:
+        """CPU latency per image (global, local, total) and peak memory of the predictor."""
+        from inference.bench import run_benchmark
+
+        figures = run_benchmark(count=count, threads=threads, seed=seed,
+                                weights_dir=None if weights is None else str(weights))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(figures, indent=2) + "\n")
+        typer.echo(json.dumps(figures))

@@ -1,0 +1,84 @@
+"""What a measurement is: the record the predictor returns and everything downstream reads.
+
+The node writes it to the database, the SR and the secondary capture from this record;
+nothing downstream looks inside the networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from inference.alignment import Axis, alignment_verdict, atfa_all, femoral_axis, tibial_axis
+from inference.landmarks import Laterality, Phase
+
+QualityVerdict = Literal["pass", "flag"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Identity of the algorithm: feeds the SR's algorithm identification, the job row
+    and the model card (MONAI Deploy's model-info record)."""
+
+    name: str
+    version: str
+    sha256: dict[str, str]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    manufacturer: str = "knee-node project"
+    trained_on: str = "synthetic radiographs only (training/synth); research use, not a medical device"
+
+
+@dataclass(frozen=True)
+class KneeMeasurement:
+    """Landmarks and aTFA of one knee in one image.
+
+    ``landmarks`` are ``(N, 2)`` (x = column, y = row) in pixels of the *stored* source
+    image, in the order of :mod:`inference.landmarks` for ``phase``.  When ``quality`` is
+    ``"flag"`` the angle must not be presented as a confident result.
+    """
+
+    landmarks: npt.NDArray[np.float64]
+    phase: Phase
+    laterality: Laterality
+    quality: QualityVerdict
+    confidence: float
+    flag_reasons: tuple[str, ...] = ()
+    pixel_spacing_mm: tuple[float, float] | None = None
+    model: ModelInfo | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def atfa_deg(self) -> dict[str, float]:
+        """Signed aTFA by FTS and FNTS (valgus positive)."""
+        return atfa_all(self.landmarks)
+
+    @property
+    def verdict(self) -> str:
+        """"varus", "valgus" or "neutral" by FNTS (the paper's more reliable method)."""
+        return alignment_verdict(self.atfa_deg["FNTS"])
+
+    def axes(self, method: Literal["FTS", "FNTS"] = "FTS") -> dict[str, Axis]:
+        """The femoral and tibial axes, for drawing and for SR spatial coordinates."""
+        return {"femoral": femoral_axis(self.landmarks, method), "tibial": tibial_axis(self.landmarks)}
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``knee-node predict`` prints)."""
+        from inference.landmarks import names_for
+
+        return {
+            "landmarks": np.round(self.landmarks, 2).tolist(),
+            "landmark_names": list(names_for(self.phase)),
+            "phase": self.phase,
+            "laterality": self.laterality,
+            "atfa_deg": {k: round(v, 2) for k, v in self.atfa_deg.items()},
+            "verdict": self.verdict if self.quality == "pass" else "not determined (flagged)",
+            "quality": self.quality,
+            "confidence": round(self.confidence, 4),
+            "flag_reasons": list(self.flag_reasons),
+            "pixel_spacing_mm": self.pixel_spacing_mm,
+            "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
+            "timings_ms": self.timings_ms,
+        }

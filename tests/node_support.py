@@ -1,0 +1,292 @@
+"""Helpers for the node tests: small synthetic DX instances, a truth-reading measurer,
+free ports, and a pynetdicom storage SCP standing in for a PACS.
+
+The truth measurer is a *test double* for plumbing tests: it returns the ground-truth
+landmarks recorded for the instance (same JSON layout as ``knee-node synth``). The
+end-to-end acceptance test uses the real ``KneePredictor``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import DigitalXRayImageStorageForPresentation, Verification
+
+from inference.alignment import atfa_all
+from inference.landmarks import N_PRE_OP, PRE_OP_NAMES, idx
+from inference.measurement import KneeMeasurement, ModelInfo
+
+PHI_NAME = "Doe^Janet^Secret"
+PHI_ID = "PID-7731-SECRET"
+PHI_BIRTH = "19450317"
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def knee_landmarks(atfa_deg: float, rows: int = 320, cols: int = 256) -> np.ndarray:
+    """113 pre-op landmarks of a schematic left-to-right knee with a built-in aTFA."""
+    cx = cols / 2
+    pts = np.zeros((N_PRE_OP, 2))
+    # spread every point on an ellipse around the joint (for drawing), then set the key ones
+    t = np.linspace(0, 2 * math.pi, N_PRE_OP, endpoint=False)
+    pts[:, 0] = cx + 0.3 * cols * np.cos(t)
+    pts[:, 1] = 0.5 * rows + 0.35 * rows * np.sin(t)
+    half = 0.08 * cols
+    for level, y in ((0, 0.08 * rows), (3, 0.35 * rows)):
+        pts[idx(f"femur_medial_cortex_{level}")] = (cx - half, y)
+        pts[idx(f"femur_lateral_cortex_{level}")] = (cx + half, y)
+    pts[idx("femur_notch_8")] = (cx - 0.03 * cols, 0.5 * rows)
+    pts[idx("femur_notch_0")] = (cx + 0.03 * cols, 0.5 * rows)
+    pts[idx("tibia_plateau_medial_corner")] = (cx - 0.2 * cols, 0.55 * rows)
+    pts[idx("tibia_plateau_lateral_corner")] = (cx + 0.2 * cols, 0.55 * rows)
+    th = math.radians(atfa_deg)
+    d = np.array([math.sin(th), math.cos(th)])
+    n = np.array([d[1], -d[0]])
+    prox = np.array([cx, 0.62 * rows])
+    for level, dist in ((2, 0.0), (0, 0.3 * rows)):
+        mid = prox + dist * d
+        pts[idx(f"tibia_medial_cortex_{level}")] = mid - half * n
+        pts[idx(f"tibia_lateral_cortex_{level}")] = mid + half * n
+    return pts
+
+
+def make_dx(
+    atfa_deg: float = 4.0,
+    *,
+    body_part: str = "KNEE",
+    view: str = "AP",
+    modality: str = "DX",
+    rows: int = 320,
+    cols: int = 256,
+) -> tuple[Dataset, dict[str, Any]]:
+    """A small DX For Presentation instance (with PHI to check logs) and its JSON truth."""
+    pts = knee_landmarks(atfa_deg, rows, cols)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = (
+        PHI_NAME,
+        PHI_ID,
+        PHI_BIRTH,
+        "F",
+    )
+    ds.StudyDate, ds.StudyTime, ds.AccessionNumber, ds.ReferringPhysicianName = (
+        "20260101",
+        "101010",
+        "A1",
+        "",
+    )
+    ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "1", 1, 1
+    ds.Modality, ds.BodyPartExamined, ds.ViewPosition = modality, body_part, view
+    ds.Manufacturer, ds.PatientOrientation, ds.ImageLaterality, ds.Laterality = (
+        "test",
+        ["R", "F"],
+        "L",
+        "L",
+    )
+    ds.PresentationIntentType, ds.ImageType = "FOR PRESENTATION", ["ORIGINAL", "PRIMARY"]
+    ds.BurnedInAnnotation, ds.ContentDate, ds.ContentTime = "NO", "20260101", "101010"
+    ds.PixelSpacing = ds.ImagerPixelSpacing = [0.5, 0.5]
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = (
+        rows,
+        cols,
+        1,
+        "MONOCHROME2",
+    )
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "US"
+    ds.WindowCenter, ds.WindowWidth, ds.PixelIntensityRelationship = 2048, 4096, "LIN"
+    ds.PixelIntensityRelationshipSign, ds.DetectorType = 1, "SCINTILLATOR"
+    img = np.full((rows, cols), 400, np.uint16)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    img[np.abs(xx - cols / 2) < 0.08 * cols] = 2600
+    ds.PixelData = img.tobytes()
+    truth = {
+        "landmarks": pts.tolist(),
+        "landmark_names": list(PRE_OP_NAMES),
+        "laterality": "L",
+        "phase": "pre",
+        "pixel_spacing_mm": [0.5, 0.5],
+        "atfa_deg": atfa_all(pts),
+        "sop_instance_uid": str(ds.SOPInstanceUID),
+        "study_instance_uid": str(ds.StudyInstanceUID),
+    }
+    return ds, truth
+
+
+def write_case(folder: Path, ds: Dataset, truth: dict[str, Any], stem: str) -> Path:
+    """Write ``<stem>.dcm`` and ``<stem>.json`` in ``folder``; return the .dcm path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stem}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    (folder / f"{stem}.json").write_text(json.dumps(truth))
+    return path
+
+
+class TruthMeasurer:
+    """Test double: returns the ground-truth landmarks recorded for the instance."""
+
+    def __init__(self, truth_dir: Path) -> None:
+        self.truth_dir = Path(truth_dir)
+        self.model_info = ModelInfo(name="truth-double", version="test", sha256={})
+
+    def measure(self, ds: Dataset) -> list[KneeMeasurement]:
+        from dicom_node.errors import InputImageError
+
+        ds.pixel_array  # noqa: B018 -- decode, as the real predictor does
+        uid = str(ds.SOPInstanceUID)
+        for path in self.truth_dir.glob("*.json"):
+            rec = json.loads(path.read_text())
+            if rec.get("sop_instance_uid") == uid:
+                knees = rec.get("knees", [rec])
+                return [
+                    KneeMeasurement(
+                        landmarks=np.asarray(k["landmarks"], float),
+                        phase=k["phase"],
+                        laterality=k["laterality"],
+                        quality=k.get("quality", "pass"),
+                        confidence=0.99,
+                        flag_reasons=tuple(k.get("flag_reasons", ())),
+                        pixel_spacing_mm=tuple(k["pixel_spacing_mm"]),
+                        model=self.model_info,
+                        timings_ms={"forward": 1.0},
+                    )
+                    for k in knees
+                ]
+        raise InputImageError("no ground truth for this instance")
+
+
+def truth_measurer(settings: Any) -> TruthMeasurer:
+    """``model.factory`` entry for worker processes: ``node_support:truth_measurer``."""
+    return TruthMeasurer(Path(settings.options["truth_dir"]))
+
+
+class StoreSCP:
+    """A pynetdicom storage SCP (the 'PACS') collecting what it receives."""
+
+    def __init__(self, ae_title: str = "TEST_PACS") -> None:
+        from pynetdicom import AllStoragePresentationContexts
+
+        self.ae = AE(ae_title=ae_title)
+        self.ae.supported_contexts = AllStoragePresentationContexts
+        self.ae.add_supported_context(Verification)
+        self.received: list[Dataset] = []
+        self.event = threading.Condition()
+        self.port = free_port()
+        self.server = None
+
+    def _on_store(self, event: evt.Event) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        with self.event:
+            self.received.append(ds)
+            self.event.notify_all()
+        return 0x0000
+
+    def start(self) -> StoreSCP:
+        self.server = self.ae.start_server(
+            ("127.0.0.1", self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
+        )
+        return self
+
+    def wait_for(self, count: int, timeout: float) -> list[Dataset]:
+        with self.event:
+            self.event.wait_for(lambda: len(self.received) >= count, timeout)
+            return list(self.received)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+        self.ae.shutdown()
+
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A fresh Postgres database (URL), dropped afterwards; None if Postgres is unreachable."""
+    from sqlalchemy import create_engine, pool, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
+    name = f"knee_node_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def redis_reachable(url: str = "redis://127.0.0.1:6379/15") -> bool:
+    """True if Redis answers PING at ``url``."""
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
+    except redis.exceptions.ConnectionError:
+        return False
+
+
+def wait_port(port: int, timeout: float = 10.0, proc: Any = None) -> None:
+    """Wait until something listens on loopback ``port`` (fail early if ``proc`` exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+def sr_atfa(sr: Dataset) -> dict[str, list[float]]:
+    """Every aTFA value (degrees) in an SR, by method: ``{"FTS": [...], "FNTS": [...]}``."""
+    found: dict[str, list[float]] = {"FTS": [], "FNTS": []}
+
+    def walk(items: Any) -> None:
+        for item in items:
+            name = item.get("ConceptNameCodeSequence")
+            if item.get("ValueType") == "NUM" and name:
+                code = str(name[0].CodeValue)
+                if code in ("ATFA-FTS", "ATFA-FNTS"):
+                    mv = item.MeasuredValueSequence[0]
+                    assert mv.MeasurementUnitsCodeSequence[0].CodeValue == "deg"
+                    found[code.split("-")[1]].append(float(mv.NumericValue))
+            if "ContentSequence" in item:
+                walk(item.ContentSequence)
+
+    walk(sr.ContentSequence)
+    return found

@@ -1,0 +1,107 @@
+"""Training plumbing: config checks, datasets, a few optimisation steps on tiny widths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dicom_node.errors import ConfigError
+from inference import landmarks as lm
+from training.train import TrainConfig
+
+CONFIGS = Path(__file__).parents[1] / "training" / "configs"
+
+
+@pytest.mark.parametrize("name", ["cpu.yaml", "paper_gpu.yaml"])
+def test_shipped_configs_load(name: str) -> None:
+    cfg = TrainConfig.from_yaml(CONFIGS / name)
+    assert cfg.local_model.n_landmarks == lm.N_POST_OP
+    assert cfg.global_model.n_landmarks == 3  # two plateau corners and the fibular head
+    # the local model is initialised from the global one: same width
+    assert cfg.local_model.width == cfg.global_model.width or name == "paper_gpu.yaml"
+
+
+def test_config_names_the_bad_key(tmp_path: Path) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump({"global": {"stage": {"batchsize": 3}}}))
+    with pytest.raises(ConfigError, match="batchsize"):
+        TrainConfig.from_yaml(p)
+    with pytest.raises(ConfigError, match="does not exist"):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_local_patches_hold_the_landmarks() -> None:
+    from training import synth
+    from training.dataset import LocalDataset, LocalSampling
+
+    ds = LocalDataset(LocalSampling(patch_size=(96, 160), plateau_px=(50, 60), invalid_p=0.0),
+                      synth)
+    it = iter(ds)
+    for _ in range(4):
+        s = next(it)
+        assert s["image"].shape == (1, 160, 96)
+        n = int(s["mask"].sum())
+        assert n in (lm.N_PRE_OP, lm.N_POST_OP)
+        pts = s["points"][:n].numpy()
+        w = np.linalg.norm(pts[lm.PLATEAU_LATERAL_CORNER] - pts[lm.PLATEAU_MEDIAL_CORNER])
+        assert 0.6 * 96 / 2.2 < w < 1.5 * 96 / 2.2
+        # mirrored into a left knee: lateral corner on the patch right, fibula lateral
+        assert pts[lm.PLATEAU_LATERAL_CORNER, 0] > pts[lm.PLATEAU_MEDIAL_CORNER, 0]
+        fib = pts[slice(*lm.CURVES["fibula_head"])].mean(axis=0)
+        assert fib[0] > pts[lm.PLATEAU_MEDIAL_CORNER, 0]
+
+
+def test_tiny_training_steps_reduce_the_loss(tmp_path: Path) -> None:
+    from training.train import run
+
+    cfg = {
+        "name": "tiny", "seed": 1, "threads": 1, "num_workers": 0,
+        "global": {"model": {"width": 8, "depth": 2},
+                   "sampling": {"size": 64, "render_max_side": [96, 128], "views_per_render": 4},
+                   "stage": {"batch_size": 4, "steps": 3, "val_samples": 4, "log_every": 1,
+                             "checkpoint_every": 2}},
+        "local": {"model": {"width": 8, "depth": 2},
+                  "sampling": {"patch_size": [32, 64], "plateau_px": [20, 30],
+                               "views_per_render": 4},
+                  "stage": {"batch_size": 4, "steps": 3, "val_samples": 4, "log_every": 1,
+                            "checkpoint_every": 2}},
+        "phase": {"steps": 2, "batch_size": 4, "width": 4},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    record = run(path, tmp_path / "run", tmp_path / "weights", resume=False)
+    assert record["global"]["steps"] == 3 and record["local"]["steps"] == 3
+    for name in ("global.pt", "local.pt", "phase.pt", "manifest.json"):
+        assert (tmp_path / "weights" / name).exists()
+    # resume: a finished stage is not trained again
+    again = run(path, tmp_path / "run", None, resume=True)
+    assert again["local"]["steps"] == 3
+    from inference.predictor import KneePredictor
+
+    p = KneePredictor.from_weights_dir(tmp_path / "weights")
+    out = p.measure_array(np.random.default_rng(0).uniform(0, 1, (200, 150)), (0.2, 0.2))
+    assert len(out) == 1 and out[0].quality == "flag"  # untrained: never a confident angle
+    assert torch.get_num_threads() >= 1
+
+
+def test_global_views_order_corners_left_to_right() -> None:
+    from training import synth
+    from training.dataset import GlobalDataset, GlobalSampling
+
+    ds = GlobalDataset(GlobalSampling(size=96, render_max_side=(120, 140), negative_p=0.0,
+                                      half_view_p=0.0), synth)
+    it = iter(ds)
+    seen = 0
+    for _ in range(6):
+        s = next(it)
+        assert s["image"].shape == (1, 96, 96)
+        if float(s["present"]):
+            seen += 1
+            left, right, fib = s["points"].numpy()
+            assert left[0] < right[0]
+            assert np.all(s["points"].numpy() > 0) and np.all(s["points"].numpy() < 96)
+    assert seen >= 3

@@ -1,0 +1,175 @@
+"""Postgres + Redis + a separate ``knee-node worker`` process + ``knee-node serve`` process.
+
+dcmtk's storescu pushes, storescp receives. The worker loads the measurer named in the
+config (here the truth double from tests/node_support.py, via PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from node_support import (
+    PHI_BIRTH,
+    PHI_ID,
+    PHI_NAME,
+    free_port,
+    make_dx,
+    postgres_database,
+    redis_reachable,
+    wait_port,
+    write_case,
+)
+from pydicom import dcmread
+from sqlalchemy import create_engine, pool, text
+
+pytestmark = [pytest.mark.slow, pytest.mark.services, pytest.mark.network]
+
+TESTS = Path(__file__).resolve().parent
+KNEE_NODE = str(Path(sys.executable).with_name("knee-node"))
+
+
+def test_postgres_redis_and_a_separate_worker(tmp_path: Path) -> None:
+    for tool in ("storescu", "storescp"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool} (Debian package dcmtk)")
+    broker = "redis://127.0.0.1:6379/15"
+    if not redis_reachable(broker):
+        pytest.skip("Redis unreachable at 127.0.0.1:6379")
+    with postgres_database() as pg_url:
+        if pg_url is None:
+            pytest.skip("Postgres unreachable at 127.0.0.1:5432")
+        cases = tmp_path / "cases"
+        files, truths = [], []
+        for i, angle in enumerate((7.0, -4.5)):
+            ds, truth = make_dx(angle)
+            files.append(write_case(cases, ds, truth, f"k{i}"))
+            truths.append(truth)
+        node_port, pacs_port, down_port = free_port(), free_port(), free_port()
+        cfg = {
+            "node": {"port": node_port},
+            "storage": {"data_dir": str(tmp_path / "var")},
+            "database": {"url": pg_url},
+            "queue": {
+                "backend": "celery",
+                "broker_url": broker,
+                "queue_name": f"knee_node_test_{uuid.uuid4().hex[:8]}",
+                "worker_pool": "prefork",
+                "worker_concurrency": 1,
+            },
+            "model": {
+                "factory": "node_support:truth_measurer",
+                "options": {"truth_dir": str(cases)},
+            },
+            "delivery": {
+                "destinations": [
+                    {
+                        "name": "pacs",
+                        "ae_title": "DCMTK_PACS",
+                        "host": "127.0.0.1",
+                        "port": pacs_port,
+                    },
+                    {"name": "down", "ae_title": "NOBODY", "host": "127.0.0.1", "port": down_port},
+                ],
+                "max_attempts": 2,
+                "backoff_initial_s": 0.5,
+            },
+        }
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(cfg))
+        env = dict(os.environ, PYTHONPATH=str(TESTS), KNEE_NODE_CONFIG=str(config))
+        pacs_dir = tmp_path / "pacs"
+        pacs_dir.mkdir()
+        logs = {n: open(tmp_path / f"{n}.log", "w") for n in ("serve", "worker", "pacs")}  # noqa: SIM115
+        procs = [
+            subprocess.Popen(
+                ["storescp", "-aet", "DCMTK_PACS", "-od", str(pacs_dir), "+B", str(pacs_port)],
+                stdout=logs["pacs"],
+                stderr=subprocess.STDOUT,
+            ),
+            subprocess.Popen(
+                [KNEE_NODE, "serve"], env=env, stdout=logs["serve"], stderr=subprocess.STDOUT
+            ),
+            subprocess.Popen(
+                [KNEE_NODE, "worker"], env=env, stdout=logs["worker"], stderr=subprocess.STDOUT
+            ),
+        ]
+        try:
+            wait_port(pacs_port, 10, procs[0])
+            wait_port(node_port, 60, procs[1])
+            push = subprocess.run(
+                [
+                    "storescu",
+                    "-aet",
+                    "MODALITY",
+                    "-aec",
+                    "KNEE_NODE",
+                    "127.0.0.1",
+                    str(node_port),
+                    *map(str, files),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert push.returncode == 0, push.stderr
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and len(list(pacs_dir.iterdir())) < 4:
+                time.sleep(0.3)
+            time.sleep(0.5)
+            received = [dcmread(p) for p in pacs_dir.iterdir()]
+            assert sorted(d.Modality for d in received) == ["OT", "OT", "SR", "SR"], (
+                tmp_path / "worker.log"
+            ).read_text()[-3000:]
+            engine = create_engine(pg_url, poolclass=pool.NullPool)
+            with engine.connect() as c:
+                jobs = c.execute(
+                    text(
+                        "select j.state, j.atfa_fts_deg, r.sop_instance_uid from jobs j "
+                        "join received_instances r on r.id = j.instance_id order by j.id"
+                    )
+                ).all()
+                delivered = c.execute(
+                    text("select count(*) from deliveries where state = 'delivered'")
+                ).scalar()
+            engine.dispose()
+            by_uid = {t["sop_instance_uid"]: t["atfa_deg"]["FTS"] for t in truths}
+            assert sorted(j.state for j in jobs) == ["done", "done"]
+            for j in jobs:
+                assert j.atfa_fts_deg == pytest.approx(by_uid[j.sop_instance_uid], abs=1e-6)
+            assert delivered == 2
+            # the destination that never answers: retried by Celery with backoff, then given up
+            engine = create_engine(pg_url, poolclass=pool.NullPool)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with engine.connect() as c:
+                    down = c.execute(
+                        text("select state, attempts from deliveries where destination = 'down'")
+                    ).all()
+                if [tuple(r) for r in down] == [("failed", 2), ("failed", 2)]:
+                    break
+                time.sleep(0.5)
+            engine.dispose()
+            assert [tuple(r) for r in down] == [("failed", 2), ("failed", 2)]
+            for name in ("serve", "worker"):
+                log = (tmp_path / f"{name}.log").read_text()
+                assert "instance" in log or "Task" in log
+                for phi in (PHI_NAME, PHI_ID, PHI_BIRTH):
+                    assert phi not in log, f"{phi} in the {name} log"
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+            for f in logs.values():
+                f.close()

@@ -1,0 +1,110 @@
+"""Issue 5, item 1: the destination PACS goes down while results are ready.
+
+The node retries with exponential backoff; when the PACS is back it receives each SR and
+SC exactly once. After ``delivery.max_attempts`` the delivery is marked failed
+(undelivered) and ``knee-node resend --undelivered`` delivers it, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from node_support import StoreSCP
+from test_node_listener import Env
+from typer.testing import CliRunner
+
+from dicom_node.cli import app
+from dicom_node.db import Delivery
+
+pytestmark = pytest.mark.network
+
+
+def _attempt_times(records: list[logging.LogRecord], delivery_id: int) -> list[float]:
+    return [
+        r.created
+        for r in records
+        if r.name == "dicom_node.pipeline"
+        and r.getMessage().startswith(f"delivery {delivery_id} to ")
+        and "failed" in r.getMessage()
+    ]
+
+
+def test_pacs_down_then_back_receives_each_result_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dicom_node.pipeline")
+    e = Env(
+        tmp_path,
+        delivery={"backoff_initial_s": 0.4, "backoff_factor": 2.0, "max_attempts": 10},
+    )
+    e.pacs.start()
+    port = e.pacs.port
+    with e.node:
+        first, _ = e.case("a", atfa_deg=3.0)
+        assert e.push(first) == [0x0000]
+        assert e.node.wait_idle(60)
+        assert sorted(d.Modality for d in e.pacs.wait_for(2, 10)) == ["OT", "SR"]
+        e.pacs.stop()  # the PACS goes down
+        second, _ = e.case("b", atfa_deg=-5.0)
+        third, _ = e.case("c", atfa_deg=1.0)
+        assert e.push(second, third) == [0x0000, 0x0000]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if all(len(_attempt_times(caplog.records, i)) >= 3 for i in (2, 3)):
+                break
+            time.sleep(0.1)
+        for delivery_id in (2, 3):
+            t = _attempt_times(caplog.records, delivery_id)
+            assert len(t) >= 3, f"delivery {delivery_id} retried: {t}"
+            gaps = [b - a for a, b in zip(t, t[1:], strict=False)]
+            assert gaps[0] >= 0.35, f"backoff waits before retrying: {gaps}"
+            assert gaps[1] >= 1.6 * gaps[0], f"backoff grows: {gaps}"
+        states = {d.id: d.state for d in e.rows(Delivery)}
+        assert states[1] == "delivered" and states[2] in ("retrying", "sending")
+        back = StoreSCP()
+        back.port = port  # the PACS comes back at the same address
+        back.start()
+        try:
+            assert e.node.wait_idle(60)
+            back.wait_for(4, 10)
+            time.sleep(1.5)  # anything sent twice would arrive now
+            got = back.received
+            assert sorted(d.Modality for d in got) == ["OT", "OT", "SR", "SR"]
+            studies = sorted(str(d.StudyInstanceUID) for d in got)
+            expected = sorted([str(second.StudyInstanceUID), str(third.StudyInstanceUID)] * 2)
+            assert studies == expected, "each result once, none of the first job again"
+            rows = e.rows(Delivery)
+            assert [d.state for d in rows] == ["delivered"] * 3
+            assert all(d.attempts >= 4 for d in rows[1:])
+        finally:
+            back.stop()
+    assert len(e.pacs.received) == 2, "the first PACS run got only the first job"
+
+
+def test_given_up_delivery_is_undelivered_and_resend_delivers_it_once(tmp_path: Path) -> None:
+    e = Env(tmp_path, delivery={"backoff_initial_s": 0.1, "max_attempts": 2})
+    with e.node:
+        ds, _ = e.case("a")
+        assert e.push(ds) == [0x0000]
+        assert e.node.wait_idle(60)
+    [d] = e.rows(Delivery)
+    assert (d.state, d.attempts) == ("failed", 2), "given up after max_attempts"
+    status = CliRunner().invoke(app, ["status", "--config", str(e.config)])
+    assert "0/1" in status.output, "status shows the job undelivered"
+    e.pacs.start()
+    try:
+        runner = CliRunner()
+        sent = runner.invoke(app, ["resend", "--undelivered", "--config", str(e.config)])
+        assert sent.exit_code == 0 and "1 of 1 delivered" in sent.output, sent.output
+        again = runner.invoke(app, ["resend", "--undelivered", "--config", str(e.config)])
+        assert again.exit_code == 0 and "0 of 0 delivered" in again.output, again.output
+        e.pacs.wait_for(2, 10)
+        time.sleep(1.0)
+        assert sorted(x.Modality for x in e.pacs.received) == ["OT", "SR"]
+    finally:
+        e.pacs.stop()
+    [d] = e.rows(Delivery)
+    assert (d.state, d.attempts) == ("delivered", 1)

@@ -1,0 +1,174 @@
+"""The secondary-capture overlay: DICOM attributes, what is drawn, size, dciodvfy.
+
+``python tests/test_reports_sc.py`` writes ``docs/sc_example.png`` (a pass and a flagged case).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom import Dataset
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_reports_common import (  # noqa: E402
+    knee_landmarks,
+    make_measurement,
+    make_source,
+    pass_case,
+)
+
+from dicom_node.reports import create_overlay_image  # noqa: E402
+from dicom_node.reports.overlay import COLOURS, MAX_SIDE, Style, display_image  # noqa: E402
+from inference.measurement import KneeMeasurement  # noqa: E402
+
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def _roundtrip(source: Dataset, measurements: list[KneeMeasurement], tmp_path: Path) -> Dataset:
+    sc = create_overlay_image(source, measurements)
+    path = tmp_path / "sc.dcm"
+    sc.save_as(path, enforce_file_format=True)
+    return pydicom.dcmread(path)
+
+
+def _count(rgb: np.ndarray, colour: tuple[int, int, int], tol: int = 12) -> int:
+    return int(np.all(np.abs(rgb.astype(int) - np.asarray(colour)) <= tol, axis=-1).sum())
+
+
+def two_knee_case() -> tuple[Dataset, list[KneeMeasurement]]:
+    """Right knee 6 deg varus (pass) and left knee flagged, on a 3000 px MONOCHROME1 source."""
+    right = knee_landmarks(-5.0, 1.0, laterality="R", scale=7, centre=(900, 1500))
+    left = knee_landmarks(4.0, 0.0, laterality="L", scale=7, centre=(2100, 1500))
+    source = make_source(rows=3000, cols=3000, knees=(right, left), photometric="MONOCHROME1")
+    return source, [
+        make_measurement(right, laterality="R"),
+        make_measurement(left, laterality="L", quality="flag",
+                         reasons=("landmark spread too large", "low heatmap peak")),
+    ]
+
+
+def test_attributes(tmp_path: Path) -> None:
+    source, m = pass_case()
+    sc = _roundtrip(source, [m], tmp_path)
+    assert sc.SOPClassUID == SECONDARY_CAPTURE
+    assert sc.StudyInstanceUID == source.StudyInstanceUID
+    assert sc.PatientID == source.PatientID and sc.PatientName == source.PatientName
+    assert sc.SeriesInstanceUID != source.SeriesInstanceUID
+    assert sc.SeriesNumber == 9902
+    assert sc.BurnedInAnnotation == "YES"
+    assert "NOT FOR DIAGNOSTIC USE" in sc.SeriesDescription
+    assert sc.PhotometricInterpretation == "RGB" and sc.SamplesPerPixel == 3
+    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    purposes = {e.PurposeOfReferenceCodeSequence[0].CodeValue
+                for e in sc.ContributingEquipmentSequence}
+    assert "109102" in purposes  # Processing Equipment: the algorithm
+    assert sc.ManufacturerModelName == m.model.name  # type: ignore[union-attr]
+    assert sc.SoftwareVersions == m.model.version  # type: ignore[union-attr]
+
+
+def test_pass_draws_axes_and_banner(tmp_path: Path) -> None:
+    source, m = pass_case()
+    rgb = _roundtrip(source, [m], tmp_path).pixel_array
+    assert _count(rgb[:10], COLOURS["banner"]) > 0.5 * 10 * rgb.shape[1]  # banner across the top
+    for name in ("femoral_FTS", "femoral_FNTS", "tibial", "landmark"):
+        assert _count(rgb, COLOURS[name]) > 30, name
+    assert _count(rgb, COLOURS["flagged"]) == 0
+
+
+def test_flagged_knee_has_no_axes(tmp_path: Path) -> None:
+    source, measurements = two_knee_case()
+    sc = _roundtrip(source, measurements, tmp_path)
+    rgb = sc.pixel_array
+    assert max(sc.Rows, sc.Columns) <= MAX_SIDE * 1.4  # downscaled image plus banner and panel
+    assert sc.Columns == MAX_SIDE
+    assert _count(rgb, COLOURS["flagged"]) > 100
+    # the passing right knee sits in the left half of the image: its axes are only there
+    half = rgb.shape[1] // 2
+    for name in ("femoral_FTS", "tibial"):
+        assert _count(rgb[:, :half], COLOURS[name]) > 30
+        assert _count(rgb[:, half:], COLOURS[name]) == 0, name
+    only_flagged = _roundtrip(source, measurements[1:], tmp_path)
+    for name in ("femoral_FTS", "femoral_FNTS", "tibial"):
+        assert _count(only_flagged.pixel_array, COLOURS[name]) == 0
+
+
+def test_text_is_legible_on_1080p() -> None:
+    for rows, cols in ((512, 400), (1536, 1200), (1200, 1536), (700, 1536)):
+        style = Style.for_size(cols, rows)
+        canvas_rows = rows / 0.78
+        screen = min(1920 / cols, 1080 / canvas_rows)
+        assert style.font_px * screen >= 16, (rows, cols)
+
+
+def test_monochrome1_is_inverted_for_display() -> None:
+    pts = knee_landmarks(3.0, scale=1.5, centre=(260, 320))
+    for photometric in ("MONOCHROME1", "MONOCHROME2"):
+        gray = display_image(make_source(knees=(pts,), photometric=photometric))
+        bone, background = gray[320 - 150, 260], gray[20, 20]  # femoral shaft vs corner
+        assert int(bone) > int(background) + 60, photometric
+
+
+def test_refuses_colour_source() -> None:
+    source, m = pass_case()
+    source.PhotometricInterpretation = "RGB"
+    with pytest.raises(ValueError, match="MONOCHROME"):
+        create_overlay_image(source, [m])
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) not installed")
+def test_dciodvfy_finds_no_error(tmp_path: Path) -> None:
+    source, measurements = two_knee_case()
+    sc = create_overlay_image(source, measurements)
+    path = tmp_path / "sc.dcm"
+    sc.save_as(path, enforce_file_format=True)
+    out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    assert "SCImage" in text
+    assert [line for line in text.splitlines() if line.startswith("Error")] == []
+    assert path.stat().st_size < 12_000_000
+
+
+def _synthetic_case(seed: int, quality: str) -> tuple[Dataset, list[KneeMeasurement]]:
+    """A generator radiograph with measurements at its true landmarks."""
+    from training.synth_dicom import make_instance
+
+    inst = make_instance(seed, max_side=1024, syntax="explicit")
+    reasons = ("low heatmap peak on the femoral notch",) if quality == "flag" else ()
+    return inst.dataset, [
+        make_measurement(np.asarray(k["landmarks"]), laterality=k["laterality"],
+                         phase=k["phase"], quality=quality, reasons=reasons)
+        for k in inst.truth["knees"]
+    ]
+
+
+def write_example(path: Path, height: int = 900) -> None:
+    """A pass case and a flagged case side by side, as PNG (generator images when available)."""
+    from PIL import Image
+
+    try:
+        cases = [_synthetic_case(4, "pass"), _synthetic_case(3, "flag")]
+    except ImportError:  # generator not installed: the drawn test knees
+        source, m = pass_case()
+        flagged = two_knee_case()
+        cases = [(source, [m]), flagged]
+    panels = []
+    for source, measurements in cases:
+        image = Image.fromarray(create_overlay_image(source, measurements).pixel_array)
+        panels.append(image.resize((round(image.width * height / image.height), height),
+                                   Image.Resampling.LANCZOS))
+    sheet = Image.new("RGB", (sum(p.width for p in panels) + 20, height), (255, 255, 255))
+    sheet.paste(panels[0], (0, 0))
+    sheet.paste(panels[1], (panels[0].width + 20, 0))
+    sheet.save(path, optimize=True)
+
+
+if __name__ == "__main__":
+    out = Path(__file__).resolve().parents[1] / "docs" / "sc_example.png"
+    write_example(out)
+    print(out, out.stat().st_size)

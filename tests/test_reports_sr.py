@@ -1,0 +1,197 @@
+"""The aTFA Structured Report: content tree read back from file, dciodvfy, dsr2html."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom import Dataset
+from pydicom.uid import generate_uid
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_reports_common import knee_landmarks, make_measurement, make_source, pass_case  # noqa: E402
+
+from dicom_node.reports import codes, create_measurement_report  # noqa: E402
+from dicom_node.reports.measurement_report import PIXEL_CENTRE_OFFSET  # noqa: E402
+from inference import landmarks as lm  # noqa: E402
+from inference.measurement import KneeMeasurement  # noqa: E402
+
+OBSERVER_UID = generate_uid()
+COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
+
+
+def _write(sr: Dataset, tmp_path: Path, name: str = "sr.dcm") -> Path:
+    path = tmp_path / name
+    sr.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _items(ds: Dataset) -> list[Dataset]:
+    """Every content item of the tree, depth first."""
+    out: list[Dataset] = []
+    for item in ds.get("ContentSequence", []):
+        out.append(item)
+        out.extend(_items(item))
+    return out
+
+
+def _name(item: Dataset) -> tuple[str, str]:
+    code = item.ConceptNameCodeSequence[0]
+    return str(code.CodeValue), str(code.CodingSchemeDesignator)
+
+
+def _groups(ds: Dataset) -> list[Dataset]:
+    return [i for i in _items(ds) if _name(i) == ("125007", "DCM")]
+
+
+def _nums(group: Dataset, concept: object) -> list[Dataset]:
+    key = (concept.value, concept.scheme_designator)  # type: ignore[attr-defined]
+    return [i for i in _items(group) if i.ValueType == "NUM" and _name(i) == key]
+
+
+def _read(source: Dataset, measurements: list[KneeMeasurement], tmp_path: Path) -> Dataset:
+    sr = create_measurement_report(source, measurements, device_observer_uid=OBSERVER_UID)
+    return pydicom.dcmread(_write(sr, tmp_path))
+
+
+def test_pass_case_content(tmp_path: Path) -> None:
+    source, m = pass_case()
+    sr = _read(source, [m], tmp_path)
+    assert sr.SOPClassUID == COMPREHENSIVE_3D_SR  # IHE AI Results
+    assert sr.StudyInstanceUID == source.StudyInstanceUID
+    assert sr.PatientID == source.PatientID and sr.PatientName == source.PatientName
+    assert sr.SeriesInstanceUID != source.SeriesInstanceUID
+    assert sr.SOPInstanceUID != source.SOPInstanceUID
+    assert "NOT FOR DIAGNOSTIC USE" in sr.SeriesDescription
+    assert sr.VerificationFlag == "UNVERIFIED" and sr.CompletionFlag == "COMPLETE"
+    # private scheme declared, and used
+    schemes = {s.CodingSchemeDesignator: s for s in sr.CodingSchemeIdentificationSequence}
+    assert codes.SCHEME_DESIGNATOR in schemes
+    assert schemes[codes.SCHEME_DESIGNATOR].CodingSchemeResponsibleOrganization
+    # IHE AIR contributing equipment: Processing Equipment with model and version
+    equipment = [e for e in sr.ContributingEquipmentSequence
+                 if e.PurposeOfReferenceCodeSequence[0].CodeValue == "109102"]
+    assert equipment and equipment[0].ManufacturerModelName == m.model.name  # type: ignore[union-attr]
+    assert equipment[0].SoftwareVersions == m.model.version  # type: ignore[union-attr]
+
+    (group,) = _groups(sr)
+    for method, concept in (("FTS", codes.ATFA_FTS), ("FNTS", codes.ATFA_FNTS)):
+        (num,) = _nums(group, concept)
+        value = num.MeasuredValueSequence[0]
+        assert float(value.NumericValue) == pytest.approx(m.atfa_deg[method], abs=0.006)
+        unit = value.MeasurementUnitsCodeSequence[0]
+        assert (unit.CodeValue, unit.CodingSchemeDesignator) == ("deg", "UCUM")
+        scoords = [i for i in num.ContentSequence if i.ValueType == "SCOORD"]
+        assert len(scoords) == 2 and all(s.GraphicType == "POLYLINE" for s in scoords)
+        femoral = np.asarray(scoords[0].GraphicData).reshape(-1, 2)
+        axis = m.axes(method)["femoral"]  # type: ignore[arg-type]
+        expected = np.array([axis.proximal, axis.distal]) + PIXEL_CENTRE_OFFSET
+        np.testing.assert_allclose(femoral, expected, atol=1e-3)
+        for s in scoords:
+            ref = s.ContentSequence[0].ReferencedSOPSequence[0]
+            assert ref.ReferencedSOPInstanceUID == source.SOPInstanceUID
+            assert ref.ReferencedSOPClassUID == source.SOPClassUID
+        algo = {_name(i): i.TextValue for i in num.ContentSequence if i.ValueType == "TEXT"}
+        assert algo[("111001", "DCM")] == m.model.name  # type: ignore[union-attr]
+        assert algo[("111003", "DCM")] == m.model.version  # type: ignore[union-attr]
+    codes_in_group = {_name(i): i.ConceptCodeSequence[0].CodeValue
+                      for i in _items(group) if i.ValueType == "CODE"}
+    assert codes_in_group[(codes.CORONAL_ALIGNMENT.value, codes.SCHEME_DESIGNATOR)] == "VALGUS"
+    assert codes_in_group[(codes.QUALITY_VERDICT.value, codes.SCHEME_DESIGNATOR)] == "QC-PASS"
+    assert codes_in_group[("363698007", "SCT")] == codes.KNEE_JOINT.value  # finding site
+    assert codes_in_group[("272741003", "SCT")] == "7771000"  # laterality: left
+    # landmarks as MULTIPOINT on the confidence measurement
+    (conf,) = _nums(group, codes.CONFIDENCE)
+    femur = next(i for i in conf.ContentSequence if _name(i)[0] == "LM-FEMUR")
+    start, stop = lm.CURVES["femur"]
+    np.testing.assert_allclose(np.asarray(femur.GraphicData).reshape(-1, 2),
+                               m.landmarks[start:stop] + PIXEL_CENTRE_OFFSET, atol=1e-3)
+    # device observer and the notice for clinicians
+    texts = {_name(i): str(i.get("TextValue", i.get("UID", ""))) for i in _items(sr)
+             if i.ValueType in ("TEXT", "UIDREF")}
+    assert texts[("121012", "DCM")] == OBSERVER_UID  # Device Observer UID
+    notice = texts[(codes.NOTICE.value, codes.SCHEME_DESIGNATOR)]
+    assert "synthetic" in notice and "clinician" in notice and "NOT FOR DIAGNOSTIC USE" in notice
+
+
+def test_flagged_knee_has_no_angle(tmp_path: Path) -> None:
+    r = knee_landmarks(-5.0, laterality="R", scale=1.2, centre=(150, 300))
+    left = knee_landmarks(4.0, laterality="L", scale=1.2, centre=(400, 300))
+    source = make_source(rows=600, cols=560, knees=(r, left))
+    flagged = make_measurement(left, laterality="L", quality="flag",
+                               reasons=("low heatmap peak on the femoral notch",))
+    sr = _read(source, [make_measurement(r, laterality="R"), flagged], tmp_path)
+    right_group, left_group = _groups(sr)
+    (fts,) = _nums(right_group, codes.ATFA_FTS)
+    assert float(fts.MeasuredValueSequence[0].NumericValue) == pytest.approx(-5.0, abs=0.006)
+    assert _nums(left_group, codes.ATFA_FTS) == [] and _nums(left_group, codes.ATFA_FNTS) == []
+    left_codes = {_name(i)[0]: i.ConceptCodeSequence[0].CodeValue
+                  for i in _items(left_group) if i.ValueType == "CODE"}
+    assert left_codes["QC-VERDICT"] == "QC-FLAG"
+    assert "KNEE-ALIGN" not in left_codes  # no varus/valgus finding without an angle
+    left_texts = [str(i.TextValue) for i in _items(left_group) if i.ValueType == "TEXT"]
+    assert "low heatmap peak on the femoral notch" in left_texts
+    assert any("FLAGGED" in t for t in left_texts)  # tracking identifier says so
+    assert len(_nums(left_group, codes.CONFIDENCE)) == 1  # landmarks still there, marked
+
+
+def test_post_op_and_cr_without_spacing(tmp_path: Path) -> None:
+    pts = knee_landmarks(2.0, phase="post", scale=1.5, centre=(260, 320))
+    source = make_source(knees=(pts,))
+    source.Modality = "CR"
+    source.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR: Imager Pixel Spacing is optional
+    sr = _read(source, [make_measurement(pts, phase="post")], tmp_path)
+    names = {_name(i)[0] for i in _items(sr)}
+    assert {"LM-IMPL-FEM", "LM-IMPL-TIB"} <= names
+    assert ("111028", "DCM") not in {_name(i) for i in _items(sr)}  # no Image Library
+
+
+@pytest.fixture(scope="module")
+def sr_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source, m = pass_case()
+    source.ImagerPixelSpacing = [0.15, 0.15]  # DX: the Image Library describes the source
+    sr = create_measurement_report(source, [m], device_observer_uid=OBSERVER_UID)
+    return _write(sr, tmp_path_factory.mktemp("sr"))
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) not installed")
+def test_dciodvfy_finds_no_error(sr_file: Path) -> None:
+    out = subprocess.run(["dciodvfy", str(sr_file)], capture_output=True, text=True, timeout=60)
+    text = out.stdout + out.stderr
+    assert "Comprehensive3DSR" in text
+    errors = [line for line in text.splitlines() if line.startswith("Error")]
+    assert errors == []
+
+
+@pytest.mark.skipif(shutil.which("dsr2html") is None, reason="dsr2html (dcmtk) not installed")
+def test_dsr2html_renders_the_angle(sr_file: Path, tmp_path: Path) -> None:
+    out = subprocess.run(["dsr2html", str(sr_file)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    sr = pydicom.dcmread(sr_file)
+    (num,) = _nums(_groups(sr)[0], codes.ATFA_FTS)
+    value = str(num.MeasuredValueSequence[0].NumericValue)
+    assert "Anatomical tibiofemoral angle by FTS" in out.stdout  # concept names shown (SEPARATE)
+    assert value in out.stdout and "deg" in out.stdout
+    assert "NOT FOR DIAGNOSTIC USE" in out.stdout
+
+
+def test_synthetic_generator_source(tmp_path: Path) -> None:
+    """With the project's generator: the SR of the true landmarks carries the true aTFA."""
+    synth = pytest.importorskip("training.synth")
+    if not hasattr(synth, "synthesize"):
+        pytest.skip("training.synth.synthesize not available yet")
+    from training.synth_dicom import make_instance
+
+    inst = make_instance(7, max_side=512, both_knees=False, syntax="explicit")
+    truth = inst.truth
+    pts = np.asarray(truth["landmarks"], dtype=float)
+    m = make_measurement(pts, laterality=truth["laterality"], phase=truth["phase"])
+    sr = _read(inst.dataset, [m], tmp_path)
+    (num,) = _nums(_groups(sr)[0], codes.ATFA_FNTS)
+    assert float(num.MeasuredValueSequence[0].NumericValue) == pytest.approx(
+        truth["atfa_deg"]["FNTS"], abs=0.006)

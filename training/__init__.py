@@ -1,0 +1,1 @@
+"""Synthetic knee radiograph generator and model training."""

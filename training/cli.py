@@ -1,0 +1,91 @@
+"""``knee-node train`` and ``knee-node evaluate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``train`` and ``evaluate`` to the ``knee-node`` command."""
+
+    @app.command()
+    def train(
+        config: Path = typer.Option(Path(__file__).parent / "configs" / "cpu.yaml",
+                                    help="YAML training config (training/configs/)."),
+        out: Path = typer.Option(..., help="Run folder: checkpoints, log, training record."),
+        export: Path | None = typer.Option(None, help="Write global.pt/local.pt here when done."),
+        resume: bool = typer.Option(False, help="Continue from the checkpoints in --out."),
+        stage: list[str] = typer.Option(["global", "local", "phase"], help="Stages to run."),
+    ) -> None:
+        """Train the global- and local-search models on synthetic radiographs."""
+        from training.train import run
+
+        bad = set(stage) - {"global", "local", "phase"}
+        if bad:
+            raise typer.BadParameter(f"unknown stage(s) {sorted(bad)}", param_hint="--stage")
+        record = run(config, out, export, resume, tuple(stage))
+        typer.echo(json.dumps({k: v for k, v in record.items() if k != "meta"}, default=str))
+
+    @app.command("export-weights")
+    def export_weights_cmd(
+        run: Path = typer.Option(..., help="Run folder with global_/local_checkpoint.pt."),
+        out: Path = typer.Option(..., help="Where to write global.pt, local.pt, manifest.json."),
+    ) -> None:
+        """Export a run's latest checkpoints (finished or not) as shippable weights."""
+        from training.train import export_from_checkpoints
+
+        typer.echo(json.dumps(export_from_checkpoints(run, out)))
+
+    @app.command()
+    def evaluate(
+        data: Path = typer.Option(..., help="Folder written by `knee-node synth` (.dcm + .json)."),
+        weights: Path | None = typer.Option(None, help="Weights folder (default: shipped)."),
+        out: Path | None = typer.Option(None, help="Where to write the PNG plots and "
+                                        "results.json (default: DATA/evaluation)."),
+        limit: int | None = typer.Option(None, help="Only the first N instances."),
+        threads: int = typer.Option(2, help="torch CPU threads."),
+        device: str = typer.Option("cpu", help="torch device."),
+    ) -> None:
+        """Measure every instance of DATA and compare with its ground truth.
+
+        Prints a table; the last line is one JSON object (all knees, then "pre" and
+        "post").
+        """
+        from rich.console import Console
+        from rich.progress import Progress
+        from rich.table import Table
+
+        from inference.predictor import KneePredictor
+        from training.evaluate import evaluate_folder, plot, report, table_rows
+
+        if not data.is_dir():
+            raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
+        if weights is None:
+            predictor = KneePredictor.from_shipped_weights(device=device, num_threads=threads)
+        else:
+            predictor = KneePredictor.from_weights_dir(weights, device=device, num_threads=threads)
+        console = Console(stderr=True)
+        n_files = len(list(data.glob("*.dcm")))
+        total = min(n_files, limit) if limit else n_files
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("evaluating", total=total)
+            results = evaluate_folder(predictor, data, limit,
+                                      progress=lambda: progress.advance(task))
+        rep = report(results)
+        rep["model"] = {"name": predictor.model_info.name, "version": predictor.model_info.version}
+        rep["data"] = str(data)
+        target = out or data / "evaluation"
+        rep["plots"] = [str(p) for p in plot(results, target)]
+        (target / "results.json").write_text(json.dumps(rep, indent=2))
+        flagged = [{"file": r.name, "reasons": list(r.flag_reasons)} for r in results if r.flagged]
+        (target / "flagged.json").write_text(json.dumps(flagged, indent=2))
+        table = Table(title=f"knee-node evaluate {data}")
+        for col in ("figure", "all", "pre-op", "post-op"):
+            table.add_column(col)
+        for row in table_rows(rep):
+            table.add_row(*row)
+        Console().print(table)
+        typer.echo(json.dumps(rep))
