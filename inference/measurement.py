@@ -28,7 +28,9 @@ class ModelInfo:
     sha256: dict[str, str]
     parameters: dict[str, Any] = field(default_factory=dict)
     manufacturer: str = "knee-node project"
-    trained_on: str = "synthetic radiographs only (training/synth); research use, not a medical device"
+    trained_on: str = (
+        "synthetic radiographs only (training/synth); research use, not a medical device"
+    )
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,10 @@ class KneeMeasurement:
 
     def axes(self, method: Literal["FTS", "FNTS"] = "FTS") -> dict[str, Axis]:
         """The femoral and tibial axes, for drawing and for SR spatial coordinates."""
-        return {"femoral": femoral_axis(self.landmarks, method), "tibial": tibial_axis(self.landmarks)}
+        return {
+            "femoral": femoral_axis(self.landmarks, method),
+            "tibial": tibial_axis(self.landmarks),
+        }
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``knee-node predict`` prints)."""
@@ -79,6 +84,10 @@ class KneeMeasurement:
             "confidence": round(self.confidence, 4),
             "flag_reasons": list(self.flag_reasons),
             "pixel_spacing_mm": self.pixel_spacing_mm,
-            "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
+            "model": (
+                None
+                if self.model is None
+                else {"name": self.model.name, "version": self.model.version}
+            ),
             "timings_ms": self.timings_ms,
         }
