@@ -16,7 +16,7 @@ from training.train import TrainConfig
 CONFIGS = Path(__file__).parents[1] / "training" / "configs"
 
 
-@pytest.mark.parametrize("name", ["cpu.yaml", "paper_gpu.yaml"])
+@pytest.mark.parametrize("name", ["cpu.yaml", "cpu_finetune.yaml", "paper_gpu.yaml"])
 def test_shipped_configs_load(name: str) -> None:
     cfg = TrainConfig.from_yaml(CONFIGS / name)
     assert cfg.local_model.n_landmarks == lm.N_POST_OP
@@ -86,6 +86,21 @@ def test_tiny_training_steps_reduce_the_loss(tmp_path: Path) -> None:
     out = p.measure_array(np.random.default_rng(0).uniform(0, 1, (200, 150)), (0.2, 0.2))
     assert len(out) == 1 and out[0].quality == "flag"  # untrained: never a confident angle
     assert torch.get_num_threads() >= 1
+
+    # fine-tune: start the local stage from the exported weights, keep global and phase
+    import json
+
+    before = torch.load(tmp_path / "weights" / "local.pt", weights_only=True)["state_dict"]
+    tuned = run(path, tmp_path / "ft", tmp_path / "ft_weights", resume=False,
+                stages=("local",), init_from=tmp_path / "weights")
+    assert tuned["local"]["steps"] == 3
+    manifest = json.loads((tmp_path / "ft_weights" / "manifest.json").read_text())
+    old = json.loads((tmp_path / "weights" / "manifest.json").read_text())
+    assert manifest["sha256"]["phase.pt"] == old["sha256"]["phase.pt"], "phase carried over"
+    after = torch.load(tmp_path / "ft_weights" / "local.pt", weights_only=True)["state_dict"]
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert moved, "the local model was trained further"
+    KneePredictor.from_weights_dir(tmp_path / "ft_weights")  # hashes check out
 
 
 def test_global_views_order_corners_left_to_right() -> None:

@@ -108,3 +108,34 @@ def test_given_up_delivery_is_undelivered_and_resend_delivers_it_once(tmp_path: 
         e.pacs.stop()
     [d] = e.rows(Delivery)
     assert (d.state, d.attempts) == ("delivered", 1)
+
+
+def test_resend_leaves_a_delivery_the_node_is_retrying_alone(tmp_path: Path) -> None:
+    e = Env(tmp_path, delivery={"backoff_initial_s": 5.0, "max_attempts": 5})
+    with e.node:
+        ds, _ = e.case("a")
+        assert e.push(ds) == [0x0000]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = e.rows(Delivery)
+            if rows and rows[0].state == "retrying":
+                break
+            time.sleep(0.1)
+        [d] = e.rows(Delivery)
+        assert (d.state, d.attempts) == ("retrying", 1), "first attempt failed: PACS down"
+        e.pacs.start()  # the PACS is back before the node's next attempt
+        try:
+            runner = CliRunner()
+            failed_only = runner.invoke(app, ["resend", "--undelivered", "--config", str(e.config)])
+            assert failed_only.exit_code == 0 and "0 of 0 delivered" in failed_only.output
+            by_job = runner.invoke(app, ["resend", "--job", "1", "--config", str(e.config)])
+            assert by_job.exit_code == 0, by_job.output
+            assert "left alone" in by_job.output and "0 of 0 delivered" in by_job.output
+            assert e.node.wait_idle(60)
+            e.pacs.wait_for(2, 10)
+            time.sleep(1.5)  # a second send would arrive now
+            assert sorted(x.Modality for x in e.pacs.received) == ["OT", "SR"], "sent once"
+        finally:
+            e.pacs.stop()
+    [d] = e.rows(Delivery)
+    assert (d.state, d.attempts) == ("delivered", 2), "the node's own retry delivered it"

@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
         export: Path | None = typer.Option(None, help="Write global.pt/local.pt here when done."),
         resume: bool = typer.Option(False, help="Continue from the checkpoints in --out."),
         stage: list[str] = typer.Option(["global", "local", "phase"], help="Stages to run."),
+        init_from: Path | None = typer.Option(
+            None, help="Start from these exported weights (e.g. inference/weights): fine-tune."
+        ),
     ) -> None:
         """Train the global- and local-search models on synthetic radiographs."""
         from training.train import run
@@ -26,7 +29,7 @@ def register(app: typer.Typer) -> None:
         bad = set(stage) - {"global", "local", "phase"}
         if bad:
             raise typer.BadParameter(f"unknown stage(s) {sorted(bad)}", param_hint="--stage")
-        record = run(config, out, export, resume, tuple(stage))
+        record = run(config, out, export, resume, tuple(stage), init_from=init_from)
         typer.echo(json.dumps({k: v for k, v in record.items() if k != "meta"}, default=str))
 
     @app.command("export-weights")

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -143,6 +144,12 @@ LOCAL_LOGITS = ("post_op", "frame_valid")
 def _lr(stage: StageConfig, progress: float) -> float:
     p = min(max(progress, 0.0), 1.0)
     return stage.lr_min + 0.5 * (stage.lr - stage.lr_min) * (1.0 + math.cos(math.pi * p))
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
@@ -315,9 +322,25 @@ def export_weights(net: HourglassNet | PhaseNet, path: Path, meta: dict[str, Any
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _load_exported(path: Path) -> HourglassNet:
+    """An :class:`HourglassNet` from exported weights (``global.pt`` / ``local.pt``)."""
+    if not path.is_file():
+        raise ConfigError(f"init_from: {path} does not exist")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    net = HourglassNet(HourglassConfig(**blob["config"]))
+    net.load_state_dict(blob["state_dict"])
+    return net
+
+
 def run(config_path: str | Path, out_dir: str | Path, export_dir: str | Path | None,
-        resume: bool, stages: tuple[str, ...] = ("global", "local", "phase")) -> dict[str, Any]:
-    """Train the stages of ``config_path`` into ``out_dir``; export weights to ``export_dir``."""
+        resume: bool, stages: tuple[str, ...] = ("global", "local", "phase"),
+        init_from: str | Path | None = None) -> dict[str, Any]:
+    """Train the stages of ``config_path`` into ``out_dir``; export weights to ``export_dir``.
+
+    With ``init_from`` (a folder of exported weights, e.g. ``inference/weights``) the
+    models start from those weights instead of from scratch (fine-tuning); a stage not
+    run keeps them, and ``phase.pt`` is carried over when the phase stage is not run.
+    """
     import importlib
 
     # A frozen copy of the generator can stand in (developer aid, e.g. while it is edited).
@@ -333,7 +356,10 @@ def run(config_path: str | Path, out_dir: str | Path, export_dir: str | Path | N
     meta = {"generator_version": synth.GENERATOR_VERSION, "config_name": cfg.name,
             "config": cfg.raw, "torch": str(torch.__version__)}
     record: dict[str, Any] = {"meta": meta}
-    gnet = HourglassNet(cfg.global_model)
+    init = Path(init_from) if init_from is not None else None
+    if init is not None:
+        meta["init_from"] = {name: _sha256_file(init / name) for name in ("global.pt", "local.pt")}
+    gnet = _load_exported(init / "global.pt") if init else HourglassNet(cfg.global_model)
     if "global" in stages:
         gs = cfg.global_sampling
         val_s = GlobalSampling(**{**gs.__dict__, "seed_base": 5_000_000,
@@ -342,13 +368,13 @@ def run(config_path: str | Path, out_dir: str | Path, export_dir: str | Path | N
             "global", gnet, GlobalDataset(gs, synth), GlobalDataset(val_s, synth),
             cfg.global_stage, cfg, out, resume,
             {**meta, "input_size": gs.size, "seeds": [gs.seed_base, gs.negative_seed_base]})
-    else:
+    elif init is None:
         state = torch.load(out / "global_checkpoint.pt", map_location="cpu", weights_only=False)
         gnet.load_state_dict(state["model"])
-    lnet = HourglassNet(cfg.local_model)
+    lnet = _load_exported(init / "local.pt") if init else HourglassNet(cfg.local_model)
     if "local" in stages:
         ckpt = out / "local_checkpoint.pt"
-        if not (resume and ckpt.exists()):
+        if init is None and not (resume and ckpt.exists()):
             copied = lnet.load_backbone_from(gnet)
             log.info("local: %d tensors initialised from the global model", copied)
         ls = cfg.local_sampling
@@ -389,6 +415,10 @@ def run(config_path: str | Path, out_dir: str | Path, export_dir: str | Path | N
         phase_ckpt = out / "phase_checkpoint.pt"
         if phase_ckpt.exists():
             manifest["sha256"]["phase.pt"] = _export_phase(phase_ckpt, exp / "phase.pt", meta)
+        elif init is not None and (init / "phase.pt").is_file():
+            if (init / "phase.pt").resolve() != (exp / "phase.pt").resolve():
+                shutil.copyfile(init / "phase.pt", exp / "phase.pt")
+            manifest["sha256"]["phase.pt"] = _sha256_file(exp / "phase.pt")
         (exp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         (out / "training_record.json").write_text(json.dumps(record, indent=2, default=str))
     return record

@@ -122,12 +122,22 @@ def _angle(value: float | None, quality: str | None) -> str:
     return f"({value:+.1f}°)" if quality == "flag" else f"{value:+.1f}°"
 
 
+#: Delivery states the node itself still works on (a retry is scheduled or running).
+IN_FLIGHT_DELIVERY_STATES = ("pending", "sending", "retrying")
+
+
 def resend(
     config: Path | None = CONFIG_OPTION,
     job: int | None = typer.Option(None, "--job", help="send this job's results again"),
-    undelivered: bool = typer.Option(False, "--undelivered", help="every delivery not done"),
+    undelivered: bool = typer.Option(
+        False, "--undelivered", help="every delivery the node gave up on (state failed)"
+    ),
 ) -> None:
-    """Send results again now (one attempt per destination), and show the outcome."""
+    """Send results again now (one attempt per destination), and show the outcome.
+
+    Deliveries the node is still retrying are left alone, so nothing is sent twice by
+    the node and by this command at once.
+    """
     from sqlalchemy import select
 
     from dicom_node.context import NodeContext
@@ -148,6 +158,7 @@ def resend(
                     typer.echo(f"error: job {job} has no results to send", err=True)
                     raise typer.Exit(1)
                 have = {d.destination for d in row.deliveries}
+                busy = [d for d in row.deliveries if d.state in IN_FLIGHT_DELIVERY_STATES]
                 for dest in settings.delivery.destinations:
                     if dest.name not in have:
                         s.add(
@@ -162,7 +173,14 @@ def resend(
                 s.flush()
                 rows = list(s.scalars(select(Delivery).where(Delivery.job_id == job)))
             else:
-                rows = list(s.scalars(select(Delivery).where(Delivery.state != "delivered")))
+                rows = list(s.scalars(select(Delivery).where(Delivery.state == "failed")))
+                busy = []
+            for d in busy:
+                typer.echo(
+                    f"delivery {d.id}: left alone, the node is still retrying it "
+                    f"(state {d.state}, {d.attempts} attempt(s))"
+                )
+            rows = [d for d in rows if d not in busy]
             for d in rows:
                 d.state, d.attempts = "pending", 0
             ids = [d.id for d in rows]

@@ -1,7 +1,7 @@
 """(Re)make the bad-input corpus ``tests/data/bad/``: small DICOM files that are broken
 in one way each, and ``manifest.json`` saying what the node must answer for each.
 
-Run from the repository root: ``/work/venv/bin/python tests/data/make_bad.py``.
+Run from the repository root: ``.venv/bin/python tests/data/make_bad.py``.
 Each file keeps valid File Meta Information (so a sender can announce its SOP Class and
 transfer syntax) unless the case is about the meta itself. Outcomes:
 
