@@ -4,6 +4,10 @@ Tasks acknowledge late and are rejected (redelivered) when a worker dies; one ta
 prefetched at a time; soft and hard time limits come from ``queue.*``. Deliveries retry
 with exponential backoff (``delivery.*``), counted in the database. The model and the
 database engine are created lazily in each worker process, after the fork.
+
+Delivery tasks have a queue of their own (``queue.delivery_queue_name``) that a worker
+empties before it takes the next measurement, so in a burst each result goes back to
+PACS as soon as it is made rather than behind every study still waiting.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 from typing import Any
 
 from celery import Celery, Task
+from kombu.utils.scheduling import priority_cycle
 
 from dicom_node.queue import DELIVER_TASK, MEASURE_TASK, CeleryQueue
 from dicom_node.settings import Settings
@@ -42,7 +47,10 @@ def make_celery(settings: Settings) -> Celery:
         # a task taken by a worker that died (kill -9, power) goes back to the queue after
         # this; delivery retries wait in Redis as ETA tasks, bounded by it too
         # (kombu looks for such tasks every unacked_restore_interval seconds)
+        task_routes={DELIVER_TASK: {"queue": q.delivery_queue_name}},
         broker_transport_options={
+            # poll the delivery queue first (Redis BRPOP takes keys in the order given)
+            "queue_order_strategy": f"{__name__}:DeliveriesFirst",
             "visibility_timeout": q.visibility_timeout_s,
             "unacked_restore_interval": max(1, min(10, int(q.visibility_timeout_s // 2))),
             "unacked_restore_throttle": 1,
@@ -71,6 +79,15 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+class DeliveriesFirst(priority_cycle):
+    """kombu queue order: delivery queues before the others, each time a worker polls."""
+
+    def consume(self, n: int) -> list[str]:
+        """The first ``n`` queues, delivery queues first."""
+        items: list[str] = self.items[:n]
+        return sorted(items, key=lambda name: not name.endswith(".deliveries"))
+
+
 def _context(app: Celery) -> Any:
     """The node context of this worker process (built on first task after the fork)."""
     from dicom_node.context import NodeContext
@@ -90,7 +107,7 @@ def worker_argv(settings: Settings, loglevel: str = "INFO") -> list[str]:
         f"--loglevel={loglevel}",
         f"--pool={q.worker_pool}",
         f"--concurrency={q.worker_concurrency}",
-        f"--queues={q.queue_name}",
+        f"--queues={q.delivery_queue_name},{q.queue_name}",
         f"--hostname={q.worker_name}",
         "--without-gossip",
         "--without-mingle",

@@ -247,7 +247,7 @@ def queue_depth(ctx: NodeContext) -> int | None:
 
         try:
             client = redis.Redis.from_url(q.broker_url, socket_timeout=2)
-            return int(client.llen(q.queue_name))
+            return int(client.llen(q.queue_name)) + int(client.llen(q.delivery_queue_name))
         except redis.exceptions.RedisError:
             return None
     inner = getattr(ctx.queue, "_q", None)  # InProcessQueue's stdlib queue

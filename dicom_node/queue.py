@@ -6,6 +6,7 @@ and ``knee_node.deliver_result``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue as stdlib_queue
 import threading
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 
 MEASURE_TASK = "knee_node.measure_instance"
 DELIVER_TASK = "knee_node.deliver_result"
+
+#: In-process order: lower first.
+_PRIORITY = {"deliver": 0, "measure": 1}
+_STOP = 2
 
 
 class JobQueue(Protocol):
@@ -38,11 +43,19 @@ class JobQueue(Protocol):
 class InProcessQueue:
     """A worker thread running the task functions, in the listener's process.
 
+    Deliveries go before measurements still waiting, so in a burst each result goes
+    back as soon as it is made.
+
     Call :meth:`bind` with the node context before :meth:`start`.
     """
 
     def __init__(self) -> None:
-        self._q: stdlib_queue.Queue[tuple[str, int] | None] = stdlib_queue.Queue()
+        # (priority, order, task): deliveries before measurements, then first come first
+        # served; the stop marker comes last, after every queued task
+        self._q: stdlib_queue.PriorityQueue[tuple[int, int, tuple[str, int] | None]] = (
+            stdlib_queue.PriorityQueue()
+        )
+        self._order = itertools.count()
         self._ctx: NodeContext | None = None
         self._thread: threading.Thread | None = None
         self._timers: set[threading.Timer] = set()
@@ -67,21 +80,22 @@ class InProcessQueue:
             for t in self._timers:
                 t.cancel()
             self._timers.clear()
-        self._q.put(None)
+        self._q.put((_STOP, next(self._order), None))
         if self._thread is not None:
             self._thread.join(timeout)
 
     def _put(self, item: tuple[str, int], countdown_s: float) -> None:
         with self._lock:
             self._busy += 1
+        priority = _PRIORITY[item[0]]
         if countdown_s <= 0:
-            self._q.put(item)
+            self._q.put((priority, next(self._order), item))
             return
 
         def fire() -> None:
             with self._lock:
                 self._timers.discard(timer)
-            self._q.put(item)
+            self._q.put((priority, next(self._order), item))
 
         timer = threading.Timer(countdown_s, fire)
         timer.daemon = True
@@ -107,7 +121,7 @@ class InProcessQueue:
 
         assert self._ctx is not None
         while True:
-            item = self._q.get()
+            _, _, item = self._q.get()
             if item is None:
                 return
             kind, row_id = item

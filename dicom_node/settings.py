@@ -194,6 +194,11 @@ class QueueSettings(_Section):
         description="Redis: a task taken by a worker that died is redelivered after this",
     )
 
+    @property
+    def delivery_queue_name(self) -> str:
+        """Celery queue of the delivery tasks; workers take from it before ``queue_name``."""
+        return f"{self.queue_name}.deliveries"
+
     @model_validator(mode="after")
     def _limits(self) -> QueueSettings:
         if self.time_limit_s <= self.soft_time_limit_s:

@@ -53,6 +53,28 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _load_checked(path: Path, sha256: str, net_class: Any, config_class: Any) -> tuple[Any, dict]:
+    """A network from exported weights at ``path``, after checking their SHA-256.
+
+    Raises :class:`ModelError` when the file is missing, altered or unreadable.
+    """
+    if not path.is_file():
+        raise ModelError(f"model weights {path} are missing")
+    digest = _sha256(path)
+    if digest != sha256:
+        raise ModelError(
+            f"model weights {path} were altered: SHA-256 {digest} != {sha256} in the manifest"
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        net = net_class(config_class(**blob["config"]))
+        net.load_state_dict(blob["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError, OSError,
+            pickle.UnpicklingError) as exc:
+        raise ModelError(f"model weights {path} cannot be loaded: {exc}") from exc
+    return net, dict(blob.get("meta", {}))
+
+
 def _model_input(patch: torch.Tensor) -> torch.Tensor:
     x = patch.float()
     return ((x - x.mean()) / (x.std() + 1e-4))[None, None]
@@ -174,47 +196,18 @@ class KneePredictor:
             raise ModelError(f"model manifest {manifest_path} is unreadable: {exc}") from exc
         nets: dict[str, tuple[HourglassNet, dict[str, Any]]] = {}
         for name in ("global.pt", "local.pt"):
-            path = d / name
-            if not path.is_file():
-                raise ModelError(f"model weights {path} are missing")
             if name not in expected:
                 raise ModelError(f"model manifest {manifest_path} lists no SHA-256 for {name}")
-            digest = _sha256(path)
-            if digest != expected[name]:
-                raise ModelError(
-                    f"model weights {path} were altered: SHA-256 {digest} != {expected[name]} "
-                    "in the manifest"
-                )
-            try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                net = HourglassNet(HourglassConfig(**blob["config"]))
-                net.load_state_dict(blob["state_dict"])
-            except (RuntimeError, KeyError, TypeError, ValueError, OSError,
-                    pickle.UnpicklingError) as exc:
-                raise ModelError(f"model weights {path} cannot be loaded: {exc}") from exc
-            nets[name] = (net, dict(blob.get("meta", {})))
+            net, meta = _load_checked(d / name, expected[name], HourglassNet, HourglassConfig)
+            nets[name] = (net, meta)
         if num_threads is not None:
             if num_threads < 1:
                 raise ValueError(f"num_threads must be >= 1, got {num_threads}")
             torch.set_num_threads(num_threads)
         phase_net: PhaseNet | None = None
         if "phase.pt" in expected:
-            path = d / "phase.pt"
-            if not path.is_file():
-                raise ModelError(f"model weights {path} are missing")
-            digest = _sha256(path)
-            if digest != expected["phase.pt"]:
-                raise ModelError(
-                    f"model weights {path} were altered: SHA-256 {digest} != "
-                    f"{expected['phase.pt']} in the manifest"
-                )
-            try:
-                blob = torch.load(path, map_location="cpu", weights_only=True)
-                phase_net = PhaseNet(PhaseConfig(**blob["config"]))
-                phase_net.load_state_dict(blob["state_dict"])
-            except (RuntimeError, KeyError, TypeError, ValueError, OSError,
-                    pickle.UnpicklingError) as exc:
-                raise ModelError(f"model weights {path} cannot be loaded: {exc}") from exc
+            phase_net, _ = _load_checked(d / "phase.pt", expected["phase.pt"], PhaseNet,
+                                         PhaseConfig)
         kwargs.setdefault("phase_net", phase_net)
         gnet, gmeta = nets["global.pt"]
         lnet, lmeta = nets["local.pt"]

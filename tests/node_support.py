@@ -13,7 +13,6 @@ import math
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -229,24 +228,10 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 @contextmanager
 def postgres_database() -> Iterator[str | None]:
     """A fresh Postgres database (URL), dropped afterwards; None if Postgres is unreachable."""
-    from sqlalchemy import create_engine, pool, text
-    from sqlalchemy.exc import OperationalError
+    from dicom_node.benchmark.procs import postgres_database as fresh_database
 
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
-    name = f"knee_node_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError:
-        admin.dispose()
-        yield None
-        return
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(PG_ADMIN) as url:
+        yield url
 
 
 def redis_reachable(url: str = "redis://127.0.0.1:6379/15") -> bool:

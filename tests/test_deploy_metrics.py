@@ -235,8 +235,13 @@ def test_queue_depth_is_the_length_of_the_celery_queue_in_redis(tmp_path: Path) 
         ctx.queue.submit_measurement(1)
         ctx.queue.submit_measurement(2)
         assert queue_depth(ctx) == 2
+        ctx.queue.submit_delivery(7)  # routed to the delivery queue, counted too
+        client = redis.Redis.from_url(broker)
+        assert client.llen(settings.queue.delivery_queue_name) == 1
+        assert client.llen(name) == 2
+        assert queue_depth(ctx) == 3
     finally:
-        redis.Redis.from_url(broker).delete(name)
+        redis.Redis.from_url(broker).delete(name, settings.queue.delivery_queue_name)
         app.close()
         ctx.db.dispose()
 

@@ -60,8 +60,10 @@ def test_pacs_down_then_back_receives_each_result_once(
             t = _attempt_times(caplog.records, delivery_id)
             assert len(t) >= 3, f"delivery {delivery_id} retried: {t}"
             gaps = [b - a for a, b in zip(t, t[1:], strict=False)]
+            # each retry waits at least its backoff (0.4 s, then 0.8 s) after the failed
+            # attempt; a busy worker thread can only make a gap longer, never shorter
             assert gaps[0] >= 0.35, f"backoff waits before retrying: {gaps}"
-            assert gaps[1] >= 1.6 * gaps[0], f"backoff grows: {gaps}"
+            assert gaps[1] >= 0.75, f"backoff grows: {gaps}"
         states = {d.id: d.state for d in e.rows(Delivery)}
         assert states[1] == "delivered" and states[2] in ("retrying", "sending")
         back = StoreSCP()
