@@ -33,6 +33,30 @@ PHI_ID = "PID-7731-SECRET"
 PHI_BIRTH = "19450317"
 
 
+def synthetic_knee_cases(
+    folder: Path, seeds: tuple[int, ...], syntaxes: tuple[str, ...] = ("explicit", "jpeg-lossless"),
+    fake_patient: bool = False,
+) -> list[tuple[Path, dict[str, Any]]]:
+    """Single-knee instances from the generator (``.dcm`` + JSON truth), one per seed.
+
+    Syntaxes cycle over ``syntaxes``; with ``fake_patient`` the instances carry the
+    recognisable fake patient name, ID and birth date above (for PHI-in-log checks).
+    """
+    from training.synth_dicom import make_instance, write_instance
+
+    made = []
+    for i, seed in enumerate(seeds):
+        inst = make_instance(seed, max_side=1024, syntax=syntaxes[i % len(syntaxes)],
+                             both_knees=False)
+        if fake_patient:
+            inst.dataset.PatientName = PHI_NAME
+            inst.dataset.PatientID = PHI_ID
+            inst.dataset.PatientBirthDate = PHI_BIRTH
+        dcm, _ = write_instance(inst, folder)
+        made.append((dcm, inst.truth))
+    return made
+
+
 def free_port() -> int:
     """A TCP port free on loopback right now."""
     with socket.socket() as s:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from node_support import TruthMeasurer, free_port, sr_atfa, wait_port
+from node_support import TruthMeasurer, free_port, sr_atfa, synthetic_knee_cases, wait_port
 from pydicom import dcmread
 
 from dicom_node.measurer import Measurer
@@ -41,14 +41,8 @@ ORTHANC = shutil.which("Orthanc") or (
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, dict[str, Any]]]:
     """Synthetic AP knee instances with their JSON truth (explicit VR and JPEG Lossless)."""
-    synth = pytest.importorskip("training.synth_dicom")
-    out = tmp_path_factory.mktemp("cases")
-    made = []
-    for seed, syntax in zip(SEEDS, ("explicit", "jpeg-lossless"), strict=True):
-        inst = synth.make_instance(seed, max_side=1024, syntax=syntax, both_knees=False)
-        dcm, js = synth.write_instance(inst, out)
-        made.append((dcm, json.loads(js.read_text())))
-    return made
+    pytest.importorskip("training.synth_dicom")
+    return synthetic_knee_cases(tmp_path_factory.mktemp("cases"), SEEDS)
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,10 @@ def register(app: typer.Typer) -> None:
         limit: int | None = typer.Option(None, help="Only the first N instances."),
         threads: int = typer.Option(2, help="torch CPU threads."),
         device: str = typer.Option("cpu", help="torch device."),
+        tta_frames: int | None = typer.Option(
+            None, help="Local-search frame ensemble size (default: the predictor's)."),
+        tta_amplitude: float | None = typer.Option(
+            None, help="Frame ensemble perturbation size (default: the predictor's)."),
     ) -> None:
         """Measure every instance of DATA and compare with its ground truth.
 
@@ -61,15 +65,15 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
         from rich.table import Table
 
-        from inference.predictor import KneePredictor
+        from inference.predictor import WEIGHTS_DIR, KneePredictor
         from training.evaluate import evaluate_folder, plot, report, table_rows
 
         if not data.is_dir():
             raise typer.BadParameter(f"{data} is not a folder", param_hint="--data")
-        if weights is None:
-            predictor = KneePredictor.from_shipped_weights(device=device, num_threads=threads)
-        else:
-            predictor = KneePredictor.from_weights_dir(weights, device=device, num_threads=threads)
+        options = {k: v for k, v in (("tta_frames", tta_frames),
+                                     ("tta_amplitude", tta_amplitude)) if v is not None}
+        predictor = KneePredictor.from_weights_dir(weights or WEIGHTS_DIR, device=device,
+                                                   num_threads=threads, **options)
         console = Console(stderr=True)
         n_files = len(list(data.glob("*.dcm")))
         total = min(n_files, limit) if limit else n_files
@@ -78,7 +82,9 @@ def register(app: typer.Typer) -> None:
             results = evaluate_folder(predictor, data, limit,
                                       progress=lambda: progress.advance(task))
         rep = report(results)
-        rep["model"] = {"name": predictor.model_info.name, "version": predictor.model_info.version}
+        rep["model"] = {"name": predictor.model_info.name, "version": predictor.model_info.version,
+                        "tta_frames": predictor.tta_frames,
+                        "tta_amplitude": predictor.tta_amplitude}
         rep["data"] = str(data)
         target = out or data / "evaluation"
         rep["plots"] = [str(p) for p in plot(results, target)]

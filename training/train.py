@@ -61,6 +61,9 @@ class StageConfig:
     #: Weight of the heatmap cross-entropy regulariser and its Gaussian sigma (heatmap px).
     heatmap_weight: float = 1.0
     heatmap_sigma: float = 1.0
+    #: Local stage: weight of the points that define the aTFA axes (femoral and tibial shaft
+    #: cortex pairs, femoral notch pair) in the coordinate loss, relative to the others (1).
+    axis_point_weight: float = 1.0
     checkpoint_every: int = 100
     log_every: int = 20
     val_every: int = 200
@@ -174,12 +177,27 @@ def _global_loss(
                   "err_px": err.item()}
 
 
+def axis_point_weights(n_points: int, weight: float) -> torch.Tensor:
+    """``(n_points,)`` loss weights: ``weight`` on the aTFA axis points, 1 elsewhere."""
+    if weight <= 0:
+        raise ValueError(f"axis_point_weight must be positive, got {weight}")
+    w = torch.ones(n_points)
+    for pair in (lm.FEMUR_SHAFT_PROXIMAL, lm.FEMUR_SHAFT_DISTAL, lm.TIBIA_SHAFT_PROXIMAL,
+                 lm.TIBIA_SHAFT_DISTAL, lm.FEMUR_NOTCH):
+        w[pair.medial] = weight
+        w[pair.lateral] = weight
+    return w
+
+
 def _local_loss(
     net: HourglassNet, batch: dict[str, torch.Tensor], stage: StageConfig
 ) -> tuple[torch.Tensor, dict[str, float]]:
     out = net(batch["image"])
     mask = batch["mask"]
-    coord = wing_loss(out["coords"], batch["points"], mask, stage.wing_w, stage.wing_epsilon)
+    weights = mask
+    if stage.axis_point_weight != 1.0:
+        weights = mask * axis_point_weights(mask.shape[1], stage.axis_point_weight)[None]
+    coord = wing_loss(out["coords"], batch["points"], weights, stage.wing_w, stage.wing_epsilon)
     valid = batch["valid"]
     bce_valid = F.binary_cross_entropy_with_logits(out["logits"][:, 1], valid)
     bce_post = (F.binary_cross_entropy_with_logits(out["logits"][:, 0], batch["post"],
@@ -190,8 +208,11 @@ def _local_loss(
     heat = heatmap_cross_entropy(out["heatmaps"], batch["points"], net.config.stride,
                                  stage.heatmap_sigma, mask)
     loss = coord + stage.logit_weight * (bce_valid + bce_post) + stage.heatmap_weight * heat
+    axis = (axis_point_weights(mask.shape[1], 2.0) > 1.0)[None] * mask
+    rel_axis = 100.0 * (dist * axis).sum() / axis.sum().clamp_min(1)
     return loss, {"wing": coord.item(), "heat": heat.item(), "bce_valid": bce_valid.item(),
-                  "bce_post": bce_post.item(), "rp2p_pct": rel.item()}
+                  "bce_post": bce_post.item(), "rp2p_pct": rel.item(),
+                  "axis_rp2p_pct": rel_axis.item()}
 
 
 def _mix(batch: dict[str, torch.Tensor], stage: StageConfig,
