@@ -295,24 +295,28 @@ class KneePredictor:
         # Which corner is lateral: the global search's fibular head says one thing; the local
         # model, trained to reject mirrored patches, checks it by scoring both orientations.
         side_certainty = hit.side_certainty
-        scores = []
-        for m_, l_ in ((medial, lateral), (lateral, medial)):
-            f_ = PatchFrame(tuple(m_), tuple(l_), self.patch_size)
-            patch_ = cut_patch(image, f_.matrix, self.patch_size, cache=self._cache)
-            r_ = self.local_net(_model_input(patch_).to(self.device))
-            scores.append(float(torch.sigmoid(r_["logits"][0, 1])))
+        # both orientations in one batch; the chosen one's output is the first pass
+        frames_ = [PatchFrame(tuple(m_), tuple(l_), self.patch_size)
+                   for m_, l_ in ((medial, lateral), (lateral, medial))]
+        patches_ = [cut_patch(image, f_.matrix, self.patch_size, cache=self._cache)
+                    for f_ in frames_]
+        both = self.local_net(torch.cat([_model_input(p_) for p_ in patches_]).to(self.device))
+        scores = [float(v) for v in torch.sigmoid(both["logits"][:, 1])]
         delta = abs(scores[0] - scores[1])
+        chosen = 0
         if scores[1] > scores[0]:  # the local model overrules the global search
             medial, lateral = lateral, medial
             side_certainty = delta
+            chosen = 1
         else:
             side_certainty = max(delta, side_certainty)
-        result: dict[str, torch.Tensor] = {}
-        frame = PatchFrame(tuple(medial), tuple(lateral), self.patch_size)
-        for _ in range(self.refine_passes):
-            frame = PatchFrame(tuple(medial), tuple(lateral), self.patch_size)
-            patch = cut_patch(image, frame.matrix, self.patch_size, cache=self._cache)
-            result = self.local_net(_model_input(patch).to(self.device))
+        frame, patch = frames_[chosen], patches_[chosen]
+        result = {k: v[chosen : chosen + 1] for k, v in both.items()}
+        for i in range(self.refine_passes):
+            if i > 0:
+                frame = PatchFrame(tuple(medial), tuple(lateral), self.patch_size)
+                patch = cut_patch(image, frame.matrix, self.patch_size, cache=self._cache)
+                result = self.local_net(_model_input(patch).to(self.device))
             pts = frame.to_image(result["coords"][0].cpu().double().numpy())
             new_m, new_l = pts[lm.PLATEAU_MEDIAL_CORNER], pts[lm.PLATEAU_LATERAL_CORNER]
             if np.linalg.norm(new_l - new_m) < 2.0:
