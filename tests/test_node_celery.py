@@ -38,7 +38,7 @@ KNEE_NODE = str(Path(sys.executable).with_name("knee-node"))
 #: Hold-out seeds (never used in training) and the allowed |SR aTFA - truth| for results that
 #: pass quality control, as in tests/test_node_e2e.py.
 SEEDS = (900_000_103, 900_000_104)
-ATFA_TOLERANCE_DEG = 3.0
+ATFA_TOLERANCE_DEG = 1.5
 
 
 def test_postgres_redis_and_a_separate_worker(tmp_path: Path) -> None:

@@ -28,10 +28,10 @@ from dicom_node.settings import Settings
 pytestmark = [pytest.mark.slow, pytest.mark.network]
 
 MEASURER = os.environ.get("KNEE_NODE_E2E_MEASURER", "real")  # "real" | "truth"
-#: |SR aTFA - truth| allowed for results that pass quality control: about 3.4 times the
-#: Bland-Altman SD of the shipped model on the synthetic hold-out (0.88 deg FTS, model card).
-#: The seeds are fixed and inference is deterministic, so this cannot flake.
-ATFA_TOLERANCE_DEG = 3.0
+#: |SR aTFA - truth| allowed for results that pass quality control: about 3 times the
+#: largest Bland-Altman SD of the shipped model on the synthetic hold-out (0.48 deg, FTS
+#: post-op, model card). The seeds are fixed and inference is deterministic: no flakes.
+ATFA_TOLERANCE_DEG = 1.5
 SEEDS = (900_000_101, 900_000_102)
 ORTHANC = shutil.which("Orthanc") or (
     "/usr/sbin/Orthanc" if Path("/usr/sbin/Orthanc").exists() else None
