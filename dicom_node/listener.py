@@ -47,7 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_node.db.models import ReceivedInstance
-from dicom_node.db.session import uid_hash
+from dicom_node.db.session import audit_event, uid_hash
 from dicom_node.routing import route
 from dicom_node.spool import store_received
 
@@ -234,14 +234,14 @@ class StorageSCP:
                 s.add(inst)
                 s.flush()
                 instance_id = inst.id
-            self.ctx.db.audit(
-                "instance_received",
-                ae_title=calling[:16],
-                peer_address=address,
-                sop_class_uid=sop_class,
-                sop_instance_uid=sop_uid,
-                detail=f"{row['state']}; instance {instance_id}",
-            )
+                s.add(audit_event(  # same transaction: one commit per instance
+                    "instance_received",
+                    ae_title=calling[:16],
+                    peer_address=address,
+                    sop_class_uid=sop_class,
+                    sop_instance_uid=sop_uid,
+                    detail=f"{row['state']}; instance {instance_id}",
+                ))
         except SQLAlchemyError as exc:
             log.error("instance %s: cannot record in the database: %s", tag, type(exc).__name__)
             Path(path).unlink(missing_ok=True)

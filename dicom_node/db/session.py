@@ -77,21 +77,35 @@ class Database:
         sop_instance_uid: str | None = None,
         detail: str | None = None,
     ) -> None:
-        """Record an audit event (the instance UID is stored as its SHA-256 only)."""
+        """Record an audit event in a transaction of its own (see :func:`audit_event`)."""
         with self.session() as s:
-            s.add(
-                AuditEvent(
-                    event=event_name,
-                    ae_title=ae_title,
-                    peer_address=peer_address,
-                    sop_class_uid=sop_class_uid,
-                    sop_instance_uid_sha256=None
-                    if sop_instance_uid is None
-                    else uid_hash(sop_instance_uid),
-                    detail=detail,
-                )
-            )
+            s.add(audit_event(event_name, ae_title=ae_title, peer_address=peer_address,
+                              sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
+                              detail=detail))
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def audit_event(
+    event_name: str,
+    *,
+    ae_title: str | None = None,
+    peer_address: str | None = None,
+    sop_class_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+    detail: str | None = None,
+) -> AuditEvent:
+    """An audit event row (the instance UID is stored as its SHA-256 only), not yet added.
+
+    Add it to the session that records what it audits, so both land in one commit.
+    """
+    return AuditEvent(
+        event=event_name,
+        ae_title=ae_title,
+        peer_address=peer_address,
+        sop_class_uid=sop_class_uid,
+        sop_instance_uid_sha256=None if sop_instance_uid is None else uid_hash(sop_instance_uid),
+        detail=detail,
+    )
