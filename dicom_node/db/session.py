@@ -67,21 +67,10 @@ class Database:
                 s.rollback()
                 raise
 
-    def audit(
-        self,
-        event_name: str,
-        *,
-        ae_title: str | None = None,
-        peer_address: str | None = None,
-        sop_class_uid: str | None = None,
-        sop_instance_uid: str | None = None,
-        detail: str | None = None,
-    ) -> None:
-        """Record an audit event in a transaction of its own (see :func:`audit_event`)."""
+    def audit(self, event_name: str, **fields: str | None) -> None:
+        """Record an audit event in a transaction of its own (fields: :func:`audit_event`)."""
         with self.session() as s:
-            s.add(audit_event(event_name, ae_title=ae_title, peer_address=peer_address,
-                              sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
-                              detail=detail))
+            s.add(audit_event(event_name, **fields))
 
     def dispose(self) -> None:
         """Close every pooled connection."""
