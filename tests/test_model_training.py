@@ -16,7 +16,9 @@ from training.train import TrainConfig
 CONFIGS = Path(__file__).parents[1] / "training" / "configs"
 
 
-@pytest.mark.parametrize("name", ["cpu.yaml", "cpu_finetune.yaml", "paper_gpu.yaml"])
+@pytest.mark.parametrize(
+    "name", ["cpu.yaml", "cpu_finetune.yaml", "cpu_finetune_axis.yaml", "paper_gpu.yaml"]
+)
 def test_shipped_configs_load(name: str) -> None:
     cfg = TrainConfig.from_yaml(CONFIGS / name)
     assert cfg.local_model.n_landmarks == lm.N_POST_OP
@@ -120,3 +122,36 @@ def test_global_views_order_corners_left_to_right() -> None:
             assert left[0] < right[0]
             assert np.all(s["points"].numpy() > 0) and np.all(s["points"].numpy() < 96)
     assert seen >= 3
+
+
+def test_axis_point_weight_weighs_only_the_atfa_points() -> None:
+    from training.train import StageConfig, _local_loss, axis_point_weights
+
+    w = axis_point_weights(lm.N_POST_OP, 3.0)
+    axis = [i for p in (lm.FEMUR_SHAFT_PROXIMAL, lm.FEMUR_SHAFT_DISTAL, lm.TIBIA_SHAFT_PROXIMAL,
+                        lm.TIBIA_SHAFT_DISTAL, lm.FEMUR_NOTCH) for i in (p.medial, p.lateral)]
+    assert sorted(np.flatnonzero(w.numpy() == 3.0).tolist()) == sorted(axis)
+    assert int((w == 1.0).sum()) == lm.N_POST_OP - 10
+    with pytest.raises(ValueError, match="axis_point_weight"):
+        axis_point_weights(lm.N_POST_OP, 0.0)
+
+    class _Net(torch.nn.Module):  # fixed outputs: only the target differs between the calls
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            b = x.shape[0]
+            return {"coords": torch.zeros(b, lm.N_POST_OP, 2), "logits": torch.zeros(b, 2),
+                    "heatmaps": torch.zeros(b, lm.N_POST_OP, 8, 8)}
+
+    net = _Net()
+    net.config = type("C", (), {"stride": 4})()  # type: ignore[assignment]
+    points = torch.full((1, lm.N_POST_OP, 2), 1.0)
+    points[0, axis] = 5.0  # the axis points are off by more than the others
+    batch = {"image": torch.zeros(1, 1, 32, 32), "points": points,
+             "mask": torch.ones(1, lm.N_POST_OP), "valid": torch.ones(1), "post": torch.ones(1),
+             "plateau": torch.full((1,), 10.0)}
+    plain, parts_plain = _local_loss(net, batch, StageConfig())  # type: ignore[arg-type]
+    heavy_stage = StageConfig(axis_point_weight=3.0)
+    heavy, parts_heavy = _local_loss(net, batch, heavy_stage)  # type: ignore[arg-type]
+    assert heavy.item() > plain.item()
+    # the reported figure is not weighted
+    assert parts_heavy["rp2p_pct"] == pytest.approx(parts_plain["rp2p_pct"])
+    assert parts_plain["axis_rp2p_pct"] > parts_plain["rp2p_pct"]
