@@ -132,6 +132,13 @@ TIBIA_SHAFT_DISTAL = CortexPair(idx("tibia_medial_cortex_0"), idx("tibia_lateral
 TIBIA_SHAFT_PROXIMAL = CortexPair(idx("tibia_medial_cortex_2"), idx("tibia_lateral_cortex_2"))
 #: Femoral notch pair (paper Fig. 4: purple): the medial and lateral edges of the notch opening.
 FEMUR_NOTCH = CortexPair(idx("femur_notch_8"), idx("femur_notch_0"))
+#: Every landmark the aTFA uses (FTS and FNTS): the four shaft pairs and the notch pair.
+ATFA_POINTS: tuple[int, ...] = tuple(
+    i
+    for pair in (FEMUR_SHAFT_PROXIMAL, FEMUR_SHAFT_DISTAL, TIBIA_SHAFT_DISTAL,
+                 TIBIA_SHAFT_PROXIMAL, FEMUR_NOTCH)
+    for i in (pair.medial, pair.lateral)
+)
 #: Corners of the tibial plateau; their distance is the reference length of relative errors.
 PLATEAU_MEDIAL_CORNER = idx("tibia_plateau_medial_corner")
 PLATEAU_LATERAL_CORNER = idx("tibia_plateau_lateral_corner")

@@ -178,14 +178,12 @@ def _global_loss(
 
 
 def axis_point_weights(n_points: int, weight: float) -> torch.Tensor:
-    """``(n_points,)`` loss weights: ``weight`` on the aTFA axis points, 1 elsewhere."""
+    """``(n_points,)`` loss weights: ``weight`` on the aTFA points (``lm.ATFA_POINTS``), 1
+    elsewhere."""
     if weight <= 0:
         raise ValueError(f"axis_point_weight must be positive, got {weight}")
     w = torch.ones(n_points)
-    for pair in (lm.FEMUR_SHAFT_PROXIMAL, lm.FEMUR_SHAFT_DISTAL, lm.TIBIA_SHAFT_PROXIMAL,
-                 lm.TIBIA_SHAFT_DISTAL, lm.FEMUR_NOTCH):
-        w[pair.medial] = weight
-        w[pair.lateral] = weight
+    w[list(lm.ATFA_POINTS)] = weight
     return w
 
 
@@ -208,8 +206,8 @@ def _local_loss(
     heat = heatmap_cross_entropy(out["heatmaps"], batch["points"], net.config.stride,
                                  stage.heatmap_sigma, mask)
     loss = coord + stage.logit_weight * (bce_valid + bce_post) + stage.heatmap_weight * heat
-    axis = (axis_point_weights(mask.shape[1], 2.0) > 1.0)[None] * mask
-    rel_axis = 100.0 * (dist * axis).sum() / axis.sum().clamp_min(1)
+    axis = mask[:, list(lm.ATFA_POINTS)]
+    rel_axis = 100.0 * (dist[:, list(lm.ATFA_POINTS)] * axis).sum() / axis.sum().clamp_min(1)
     return loss, {"wing": coord.item(), "heat": heat.item(), "bce_valid": bce_valid.item(),
                   "bce_post": bce_post.item(), "rp2p_pct": rel.item(),
                   "axis_rp2p_pct": rel_axis.item()}
