@@ -19,7 +19,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from pydicom import dcmread
+from pydicom import Dataset, dcmread
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import (
     JPEG2000,
@@ -35,7 +35,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AE, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     ComputedRadiographyImageStorage,
@@ -46,10 +46,16 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from dicom_node.admission import (
+    ConnectionGuard,
+    NodeAssociationServer,
+    PduDeadline,
+    install_pdu_deadline,
+)
 from dicom_node.db.models import ReceivedInstance
 from dicom_node.db.session import audit_event, uid_hash
 from dicom_node.routing import route
-from dicom_node.spool import store_received
+from dicom_node.spool import DecodedSizeError, store_received
 
 if TYPE_CHECKING:
     from pynetdicom.transport import ThreadedAssociationServer
@@ -98,6 +104,35 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
 
+#: A-ASSOCIATE-RJ (result, source, reason): rejected-transient, service-provider
+#: (presentation related), local-limit-exceeded
+LOCAL_LIMIT_EXCEEDED = (0x02, 0x03, 0x02)
+
+
+def _status(code: int, comment: str) -> Dataset:
+    """A C-STORE response status with an Error Comment (LO: 64 characters, no PHI)."""
+    ds = Dataset()
+    ds.Status = code
+    ds.ErrorComment = comment[:64]
+    return ds
+
+
+def decoded_size(header: Dataset) -> int:
+    """Bytes the pixel data decodes to: Rows x Columns x frames x samples x bytes each."""
+    rows, cols = int(header.get("Rows") or 0), int(header.get("Columns") or 0)
+    frames = int(header.get("NumberOfFrames") or 1)
+    samples = int(header.get("SamplesPerPixel") or 1)
+    bits = int(header.get("BitsAllocated") or 16)
+    return rows * cols * max(frames, 1) * max(samples, 1) * max((bits + 7) // 8, 1)
+
+
+def _received(event: evt.Event) -> Path | bytes:
+    """The received dataset: the chunked-receive file, or the bytes when not chunked."""
+    try:
+        return Path(event.dataset_path)
+    except AttributeError:
+        return cast(BytesIO, cast(C_STORE, event.request).DataSet).getvalue()
+
 
 def server_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     """TLS context of the listener (client certificates required if configured)."""
@@ -113,8 +148,11 @@ def server_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
 class StorageSCP:
     """The node's handlers, bound to a :class:`NodeContext`."""
 
-    def __init__(self, ctx: NodeContext) -> None:
+    def __init__(self, ctx: NodeContext, guard: ConnectionGuard | None = None) -> None:
         self.ctx = ctx
+        self.guard = guard if guard is not None else ConnectionGuard(
+            lambda: ctx.settings.node, self._refused_at_accept
+        )
         # one check-and-insert at a time, so two associations sending the same SOP
         # Instance UID at once cannot both queue it
         self._record_lock = threading.Lock()
@@ -128,8 +166,21 @@ class StorageSCP:
             raise RuntimeError("EVT_REQUESTED without an A-ASSOCIATE request")
         calling = str(primitive.calling_ae_title).strip()
         address = str(assoc.requestor.address)
-        if self.ctx.settings.node.admits(calling, address):
+        node = self.ctx.settings.node
+        if node.admits(calling, address):
+            if self.guard.admit(assoc, node.limits.max_associations):
+                return
+            log.warning(
+                "rejecting association from %s at %s: %d associations open "
+                "(node.limits.max_associations)",
+                calling,
+                address,
+                node.limits.max_associations,
+            )
+            assoc.acse.send_reject(*LOCAL_LIMIT_EXCEEDED)
+            assoc.kill()
             return
+        self.guard.settle(assoc)
         log.warning("rejecting association from %s at %s: not an allowed caller", calling, address)
         self.ctx.db.audit(
             "association_rejected",
@@ -140,6 +191,33 @@ class StorageSCP:
         # rejected-permanent, service-user, calling-AE-title-not-recognised
         assoc.acse.send_reject(0x01, 0x01, 0x03)
         assoc.kill()  # as pynetdicom's own rejections do: wait until the A-ASSOCIATE-RJ is sent
+
+    def on_rejected(self, event: evt.Event) -> None:
+        """Log, audit and count an association pynetdicom rejected (e.g. wrong called AE)."""
+        assoc = event.assoc
+        self.guard.settle(assoc)
+        primitive = assoc.requestor.primitive
+        calling = str(getattr(primitive, "calling_ae_title", "") or "").strip()
+        called = str(getattr(primitive, "called_ae_title", "") or "").strip()
+        address = str(assoc.requestor.address)
+        if called != self.ctx.settings.node.ae_title:
+            why = "called AE title not recognised"
+        else:
+            why = "rejected by the association negotiation"
+        log.warning("rejected association from %s at %s: %s", calling[:16], address, why)
+        self.ctx.db.audit(
+            "association_rejected", ae_title=calling[:16], peer_address=address, detail=why
+        )
+
+    def on_closed(self, event: evt.Event) -> None:
+        """The connection closed: free its pending or admitted slot."""
+        self.guard.release(event.assoc)
+
+    def _refused_at_accept(self, address: str, reason: str) -> None:
+        try:
+            self.ctx.db.audit("association_rejected", peer_address=address[:64], detail=reason)
+        except SQLAlchemyError:
+            log.error("cannot audit a refused connection: database unavailable")
 
     def on_accepted(self, event: evt.Event) -> None:
         """Audit an accepted association."""
@@ -155,7 +233,7 @@ class StorageSCP:
         """C-ECHO: success."""
         return SUCCESS
 
-    def on_store(self, event: evt.Event) -> int:
+    def on_store(self, event: evt.Event) -> int | Dataset:
         """C-STORE: store durably, record, route, queue; answer success only then."""
         req = cast(C_STORE, event.request)
         sop_uid = str(req.AffectedSOPInstanceUID)
@@ -163,13 +241,21 @@ class StorageSCP:
         calling = str(event.assoc.requestor.ae_title).strip()
         address = str(event.assoc.requestor.address)
         tag = uid_hash(sop_uid)[:12]
+        limits = self.ctx.settings.node.limits
+        storage = self.ctx.settings.storage
         try:
             path = store_received(
-                self.ctx.settings.storage.spool,
+                storage.spool,
                 sop_uid,
                 event.file_meta,
-                cast(BytesIO, req.DataSet).getvalue(),
+                _received(event),
+                max_decoded_bytes=limits.max_decoded_bytes,
+                modes=storage.modes,
             )
+        except DecodedSizeError as exc:
+            log.warning("instance %s from %s: refused: %s", tag, calling, exc)
+            self._record_refusal(calling, address, sop_class, sop_uid, event, str(exc))
+            return _status(OUT_OF_RESOURCES, "inflated size exceeds the node's limit")
         except OSError as exc:
             log.error("instance %s: cannot write to spool: %s", tag, exc.strerror)
             return OUT_OF_RESOURCES
@@ -194,6 +280,16 @@ class StorageSCP:
             )
             if str(header.SOPInstanceUID) != sop_uid:
                 raise ValueError("SOP Instance UID in the dataset differs from the request")
+            size = decoded_size(header)
+            if size > limits.max_decoded_bytes:
+                reason = (
+                    f"decoded size {size} bytes (Rows x Columns x frames x samples x bytes) "
+                    f"exceeds node.limits.max_decoded_bytes {limits.max_decoded_bytes}"
+                )
+                log.warning("instance %s from %s: refused: %s", tag, calling, reason)
+                Path(path).unlink(missing_ok=True)
+                self._record_refusal(calling, address, sop_class, sop_uid, event, reason)
+                return _status(OUT_OF_RESOURCES, "decoded image size exceeds the node's limit")
             decision = route(header, self.ctx.settings.routing)
         except _UNREADABLE as exc:  # an unreadable dataset: recorded, then refused
             log.warning(
@@ -259,22 +355,78 @@ class StorageSCP:
         log.info("instance %s from %s: %s (row %d)", tag, calling, row["state"], instance_id)
         return status
 
+    def _record_refusal(
+        self,
+        calling: str,
+        address: str,
+        sop_class: str,
+        sop_uid: str,
+        event: evt.Event,
+        reason: str,
+    ) -> None:
+        """Record an instance refused before it was stored (nothing kept in the spool)."""
+        try:
+            with self.ctx.db.session() as s:
+                inst = ReceivedInstance(
+                    calling_ae_title=calling[:16],
+                    peer_address=address,
+                    sop_class_uid=sop_class,
+                    sop_instance_uid=sop_uid[:64],
+                    transfer_syntax_uid=str(event.file_meta.TransferSyntaxUID),
+                    spool_path=None,
+                    size_bytes=0,
+                    state="rejected",
+                    reason=f"refused: {reason}"[:2000],
+                )
+                s.add(inst)
+                s.flush()
+                s.add(audit_event(
+                    "instance_received",
+                    ae_title=calling[:16],
+                    peer_address=address,
+                    sop_class_uid=sop_class,
+                    sop_instance_uid=sop_uid,
+                    detail=f"rejected; instance {inst.id}",
+                ))
+        except SQLAlchemyError as exc:
+            log.error("cannot record a refused instance: %s", type(exc).__name__)
+
     def handlers(self) -> list[Any]:
         """pynetdicom event handlers."""
         return [
             (evt.EVT_REQUESTED, self.on_requested),
             (evt.EVT_ACCEPTED, self.on_accepted),
+            (evt.EVT_REJECTED, self.on_rejected),
+            (evt.EVT_CONN_CLOSE, self.on_closed),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_C_STORE, self.on_store),
         ]
 
 
-def make_ae(ctx: NodeContext) -> AE:
-    """The application entity with the node's limits and presentation contexts."""
+class NodeAE(AE):
+    """pynetdicom's AE whose servers check callers at accept time (:mod:`.admission`)."""
+
+    guard: ConnectionGuard | None = None
+
+    def make_server(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        kwargs["server_class"] = NodeAssociationServer
+        return super().make_server(*args, **kwargs)
+
+
+def make_ae(ctx: NodeContext, guard: ConnectionGuard | None = None) -> NodeAE:
+    """The application entity with the node's limits and presentation contexts.
+
+    pynetdicom's own association limit is set above ``max_associations`` plus the pending
+    connections: the node counts admitted callers itself (:class:`ConnectionGuard`), so
+    connections that are not (yet) admitted cannot take an allowed caller's slot. The
+    ACSE timeout (the wait for the A-ASSOCIATE-RQ) is at most the request deadline.
+    """
     node = ctx.settings.node
-    ae = AE(ae_title=node.ae_title)
-    ae.maximum_associations = node.limits.max_associations
-    ae.acse_timeout = node.limits.acse_timeout_s
+    ae = NodeAE(ae_title=node.ae_title)
+    ae.guard = guard
+    limits = node.limits
+    ae.maximum_associations = 2 * (limits.max_associations + limits.max_pending_connections)
+    ae.acse_timeout = min(node.limits.acse_timeout_s, node.limits.association_request_deadline_s)
     ae.dimse_timeout = node.limits.dimse_timeout_s
     ae.network_timeout = node.limits.network_timeout_s
     ae.maximum_pdu_size = node.limits.max_pdu_size
@@ -290,8 +442,10 @@ def start_listener(
 ) -> tuple[AE, ThreadedAssociationServer]:
     """Start the listener in background threads; returns the AE and its server."""
     node = ctx.settings.node
-    ae = make_ae(ctx)
     scp = StorageSCP(ctx)
+    ae = make_ae(ctx, scp.guard)
+    _config.STORE_RECV_CHUNKED_DATASET = True  # received datasets go to a file, in chunks
+    install_pdu_deadline(PduDeadline.from_limits(node.limits))
     ssl_context = server_ssl_context(node.tls) if node.tls.enabled else None
     server = ae.start_server(
         (node.host, node.port if port is None else port),
@@ -300,6 +454,7 @@ def start_listener(
         ssl_context=ssl_context,
     )
     assert server is not None
+    scp.guard.start()
     log.info(
         "listening as %s on %s:%d%s",
         node.ae_title,

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from dicom_node.errors import ConfigError
+from dicom_node.spool import FileModes
 
 CONFIG_ENV = "KNEE_NODE_CONFIG"
 ENV_PREFIX = "KNEE_NODE_"
@@ -109,6 +110,35 @@ class LimitSettings(_Section):
     max_pdu_size: int = Field(
         262144, ge=0, description="bytes; 0 means unlimited (pynetdicom convention)"
     )
+    association_request_deadline_s: float = Field(
+        10.0,
+        gt=0,
+        description="total time from TCP connect to a complete A-ASSOCIATE-RQ; a trickle "
+        "cannot extend it",
+    )
+    max_pending_connections: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="connections not yet admitted (no A-ASSOCIATE-RQ checked yet); when "
+        "full, the oldest is closed. Separate from max_associations, which counts only "
+        "admitted callers",
+    )
+    pdu_deadline_s: float = Field(
+        10.0, gt=0, description="base time allowed to receive one PDU once it has begun"
+    )
+    min_receive_rate_bytes_s: int = Field(
+        32768,
+        ge=1,
+        description="a PDU must arrive at least this fast: its deadline is pdu_deadline_s "
+        "+ length / rate",
+    )
+    max_decoded_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="largest decoded instance: Rows x Columns x frames x samples x bytes "
+        "per sample, and the bytes a deflated dataset may inflate to",
+    )
 
     @field_validator("max_pdu_size")
     @classmethod
@@ -142,11 +172,21 @@ class StorageSettings(_Section):
     spool_dir: Path | None = Field(None, description="default: <data_dir>/spool")
     results_dir: Path | None = Field(None, description="default: <data_dir>/results")
     keep_source: bool = Field(False, description="keep measured source instances after success")
+    group: str | None = Field(
+        None,
+        description="group given read access to spool and results (files 0640, folders "
+        "0750), e.g. for a PACS-side reader; default none (0600/0700)",
+    )
     ignored_retention_h: float = Field(
         24.0,
         ge=0,
         description="hours `knee-node purge` keeps rows of ignored/rejected/duplicate instances",
     )
+
+    @property
+    def modes(self) -> FileModes:
+        """Permissions of everything the node writes (set explicitly, not by the umask)."""
+        return FileModes.for_group(self.group)
 
     @property
     def spool(self) -> Path:

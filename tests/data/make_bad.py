@@ -210,7 +210,7 @@ CASES: dict[str, tuple[CaseFn, str]] = {
     "garbage_dataset": (_garbage_dataset, "refused"),
     "no_pixel_data": (_no_pixels, "error"),
     "short_pixel_data": (_short_pixels, "error"),
-    "absurd_rows_columns": (_absurd_size, "error"),
+    "absurd_rows_columns": (_absurd_size, "refused"),  # over node.limits.max_decoded_bytes
     "zero_rows": (_zero_rows, "error"),
     "unsupported_transfer_syntax": (_unsupported_syntax, "refused"),
     "private_transfer_syntax": (_private_syntax, "refused"),
