@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from dicom_node.context import NodeContext
+from dicom_node.datalock import DataDirLock
 from dicom_node.db import migrate
 from dicom_node.listener import start_listener
 from dicom_node.queue import CeleryQueue, InProcessQueue, JobQueue
@@ -63,6 +64,8 @@ class KneeNode:
         self.ctx = NodeContext.create(settings, queue, measurer)
         self.ae: AE | None = None
         self.server: object | None = None
+        #: one node per data directory (dicom_node.datalock); held from start to stop
+        self.lock = DataDirLock(settings.storage.data_dir)
 
     @property
     def port(self) -> int:
@@ -72,9 +75,29 @@ class KneeNode:
         return int(self.server.server_address[1])  # type: ignore[attr-defined]
 
     def start(self) -> KneeNode:
-        """Migrate/check the database, start the queue, resume unfinished work, listen."""
+        """Lock the data directory, migrate/check the database, start the queue, resume
+        unfinished work, listen.
+
+        Raises
+        ------
+        dicom_node.datalock.DataDirLockedError
+            Another running node uses the same ``storage.data_dir`` (names its PID).
+        OSError
+            The port cannot be bound (the lock is released again).
+        """
         if self.server is not None:
             raise RuntimeError("the node is already started")
+        self.lock.acquire()
+        try:
+            self._start_locked()
+        except BaseException:
+            if isinstance(self.ctx.queue, InProcessQueue):
+                self.ctx.queue.stop()
+            self.lock.release()
+            raise
+        return self
+
+    def _start_locked(self) -> None:
         prepare_database(self.settings)
         q = self.ctx.queue
         if isinstance(q, InProcessQueue):
@@ -92,7 +115,6 @@ class KneeNode:
                     "resumed %d measurement(s), %d delivery(ies)", len(instances), len(deliveries)
                 )
         self.ae, self.server = start_listener(self.ctx, self._port)
-        return self
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """In-process backend: wait until the queue is empty and idle."""
@@ -111,6 +133,7 @@ class KneeNode:
         if isinstance(self.ctx.queue, InProcessQueue):
             self.ctx.queue.stop()
         self.ctx.db.dispose()
+        self.lock.release()
 
     def __enter__(self) -> KneeNode:
         return self if self.server is not None else self.start()

@@ -7,11 +7,18 @@ file at all: SQLite under ``./var``, an in-process queue, a local spool, CPU.
 Where the file comes from: the ``--config`` option, else the environment variable
 ``KNEE_NODE_CONFIG``, else no file (embedded defaults). Any key may be overridden from the
 environment as ``KNEE_NODE_<SECTION>__<KEY>`` (e.g. ``KNEE_NODE_DATABASE__PASSWORD``), which
-is how secrets stay out of the file. Relative paths are read from the current directory.
+is how secrets stay out of the file.
+
+Relative paths written in the config file (``storage.*_dir``, ``node.tls.*_file``, a
+``sqlite:///relative`` database URL) are resolved against the folder of that file, so
+``knee-node status --config /srv/knee/config.yaml`` finds the same ``data_dir: var`` from
+any directory. Embedded defaults and environment overrides stay relative to the current
+directory.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import logging
 import os
@@ -508,6 +515,42 @@ def secret_file_warnings(path: Path | str, data: dict[str, Any]) -> list[str]:
     ]
 
 
+#: Keys of the config file holding a path, as (section, ..., key).
+PATH_KEYS: tuple[tuple[str, ...], ...] = (
+    ("storage", "data_dir"),
+    ("storage", "spool_dir"),
+    ("storage", "results_dir"),
+    ("node", "tls", "cert_file"),
+    ("node", "tls", "key_file"),
+    ("node", "tls", "ca_file"),
+)
+
+
+def resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``data`` (a config mapping) with its relative paths made absolute against ``base``.
+
+    Covers :data:`PATH_KEYS` and a ``sqlite:///relative/file`` ``database.url``.
+    """
+    out = copy.deepcopy(data)
+    for keys in PATH_KEYS:
+        node: Any = out
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                break
+        else:
+            value = node.get(keys[-1])
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                node[keys[-1]] = str((base / value).resolve())
+    db = out.get("database")
+    url = db.get("url") if isinstance(db, dict) else None
+    if isinstance(url, str) and url.startswith("sqlite"):
+        m = re.match(r"^(sqlite(\+\w+)?:///)([^/].*)$", url)
+        if m and m.group(3) != ":memory:":
+            db["url"] = m.group(1) + str((base / m.group(3)).resolve())
+    return out
+
+
 def load_settings(
     path: Path | str | None = None, *, environ: dict[str, str] | None = None
 ) -> Settings:
@@ -530,6 +573,7 @@ def load_settings(
     file = config_path(path)
     from_file = read_config_dict(file)
     if file is not None:
+        from_file = resolve_relative_paths(from_file, Path(file).resolve().parent)
         for warning in secret_file_warnings(file, from_file):
             logging.getLogger(__name__).warning("%s", warning)
     data = _merge(from_file, _env_overrides(dict(os.environ if environ is None else environ)))

@@ -14,10 +14,18 @@ def demo(
     seed: int = typer.Option(900_000_000, help="generator seed of the synthetic study"),
     timeout: float = typer.Option(300.0, help="seconds to wait for the SR"),
 ) -> None:
-    """Start a node in-process on a free port, C-STORE a synthetic knee, wait for the SR."""
-    from dicom_node.demo import run_demo
+    """Start a node in-process on a free port, C-STORE a synthetic knee, wait for the SR.
 
-    result = run_demo(out, seed=seed, timeout_s=timeout)
+    Each run sends a study with fresh UIDs, so it can be run again in the same folder.
+    """
+    from dicom_node.demo import run_demo
+    from dicom_node.errors import KneeNodeError
+
+    try:
+        result = run_demo(out, seed=seed, timeout_s=timeout, progress=typer.echo)
+    except KneeNodeError as exc:
+        typer.echo(f"error: demo failed: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(result.summary())
 
 

@@ -22,17 +22,23 @@ def serve(
 
     settings = settings_or_exit(config)
     configure_logging(settings.logging.level, settings.logging.format)
+    from dicom_node.datalock import DataDirLockedError
+    from dicom_node.startup import bind_error, startup_line
+
     node = KneeNode(settings, port=port)
     try:
         node.start()
-    except MigrationError as exc:
+    except (MigrationError, DataDirLockedError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    n = settings.node
-    typer.echo(
-        f"knee-node listening as {n.ae_title} on {n.host}:{node.port} "
-        f"(queue {settings.queue.backend}, results in {settings.storage.results}); Ctrl-C stops"
-    )
+    except OSError as exc:  # the listener could not bind: one line naming the port
+        line = bind_error(exc, settings.node.host, settings.node.port if port is None else port)
+        if line is None:
+            raise
+        typer.echo(line, err=True)
+        raise typer.Exit(1) from None
+    line = startup_line(settings, node.port)
+    typer.echo(line)
     from dicom_node.metrics import start_metrics_server
     from dicom_node.reload import install_reload
 
