@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.synth.cli",  # synth-sample utilities: contact-sheet, landmark-figure, bench-synth
     "training.synth_dicom",  # knee-node synth (DICOM + JSON ground truth)
     "training.cli",  # knee-node train, evaluate
+    "training.independent.cli",  # knee-node synth-independent (evaluation renderer)
     "inference.cli",  # knee-node predict
     "dicom_node.commands",  # serve, worker, db, status, resend, check-config, demo
     "dicom_node.benchmark",  # knee-node bench (ingest, inference, end to end, scaling)
