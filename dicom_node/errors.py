@@ -30,3 +30,7 @@ class DeliveryError(KneeNodeError):
 
 class StorageError(KneeNodeError):
     """A received instance could not be stored or recorded durably."""
+
+
+class MeasurementFailedError(KneeNodeError):
+    """A job failed; the message is the sanitised one its row records (no patient data)."""

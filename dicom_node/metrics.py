@@ -313,7 +313,7 @@ class MetricsServer:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = NodeCollector(ctx)
         self.registry.register(self.collector)
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self._httpd = BoundedHTTPServer((host, port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -326,6 +326,8 @@ class MetricsServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = REQUEST_TIMEOUT_S  # an idle or slow client is closed after this
+
             def do_GET(self) -> None:  # noqa: N802 -- http.server's naming
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
@@ -368,6 +370,33 @@ class MetricsServer:
             self._thread.join(10)
             self._thread = None
         self._httpd.server_close()
+
+
+#: seconds a metrics client may stay idle or take to send its request
+REQUEST_TIMEOUT_S = 10.0
+#: requests served at once; more are closed at once (a scraper needs one)
+MAX_CONCURRENT_REQUESTS = 8
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server with at most :data:`MAX_CONCURRENT_REQUESTS` threads."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:  # noqa: D102
+        if not self._slots.acquire(blocking=False):
+            log.warning("metrics: %d requests open, closing a new one", MAX_CONCURRENT_REQUESTS)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:  # noqa: D102
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def start_metrics_server(ctx: NodeContext) -> MetricsServer | None:

@@ -19,7 +19,17 @@ from sqlalchemy import select
 
 from dicom_node.db.models import Delivery, Job, Measurement, ReceivedInstance, utcnow
 from dicom_node.db.session import uid_hash
-from dicom_node.errors import DeliveryError, InputImageError
+from dicom_node.errors import (
+    DeliveryError,
+    InputImageError,
+    KneeNodeError,
+    MeasurementFailedError,
+)
+from dicom_node.reports.source_attributes import (
+    clean_source_attributes,
+    patient_values,
+    redact,
+)
 from dicom_node.sender import send_files
 from dicom_node.spool import write_durably
 
@@ -54,8 +64,13 @@ def _read_source(path: str | None) -> object:
     return ds
 
 
-def _save(folder: Path, name: str, ds: object) -> Path:
-    return write_durably(folder, name, lambda fh: ds.save_as(fh, enforce_file_format=True))  # type: ignore[attr-defined]
+def _save(ctx: NodeContext, folder: Path, name: str, ds: object) -> Path:
+    return write_durably(
+        folder,
+        name,
+        lambda fh: ds.save_as(fh, enforce_file_format=True),  # type: ignore[attr-defined]
+        modes=ctx.settings.storage.modes,
+    )
 
 
 def _angles(m: KneeMeasurement) -> tuple[float | None, float | None, str]:
@@ -81,7 +96,7 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
     int
         The job id. On failure the job row records the error, then the exception goes on.
     """
-    from dicom_node.reports import create_measurement_report, create_overlay_image
+    from dicom_node.results import make_results
 
     t0 = time.perf_counter()
     with ctx.db.session() as s:
@@ -105,35 +120,38 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         s.flush()
         job_id, spool_path = job.id, inst.spool_path
     log.info("job %d: measuring instance %d", job_id, instance_id)
+    phi: set[str] = set()
+    warnings: list[str] = []
     try:
         ds = _read_source(spool_path)
+        phi = patient_values(ds)  # type: ignore[arg-type]
+        warnings = clean_source_attributes(ds)  # type: ignore[arg-type]
+        for w in warnings:
+            log.warning("job %d: %s", job_id, w)
         t_read = time.perf_counter()
         measurer = ctx.measurer()
         measurements = measurer.measure(ds)  # type: ignore[arg-type]
         t_measure = time.perf_counter()
         if not measurements:
             raise InputImageError("no knee found in the image")
-        rs = ctx.settings.reports
-        sr = create_measurement_report(
-            ds,  # type: ignore[arg-type]
-            measurements,
-            series_number=rs.sr_series_number,
-            institution_name=rs.institution_name,
-            device_observer_uid=ctx.settings.device_observer_uid,
-            device_observer_name=rs.device_observer_name,
-        )
-        sc = create_overlay_image(ds, measurements, series_number=rs.sc_series_number)  # type: ignore[arg-type]
+        results = make_results(ctx.settings, ds, measurements)  # type: ignore[arg-type]
+        sr, sc = results.sr, results.sc
         folder = ctx.settings.storage.results.resolve() / f"job-{job_id:06d}"  # absolute paths
-        sr_path, sc_path = _save(folder, "sr.dcm", sr), _save(folder, "sc.dcm", sc)
+        sr_path, sc_path = _save(ctx, folder, "sr.dcm", sr), _save(ctx, folder, "sc.dcm", sc)
         t_reports = time.perf_counter()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- recorded, then raised again sanitised
+        # the row and the log hold the sanitised message only: never a patient value,
+        # nor (for errors not our own, which quote what they refuse) a quoted literal
+        error = redact(
+            f"{type(exc).__name__}: {exc}", phi, quoted=not isinstance(exc, KneeNodeError)
+        )[:4000]
         with ctx.db.session() as s:
             job = s.get_one(Job, job_id)
             job.state, job.finished_at = "failed", utcnow()
-            job.error = f"{type(exc).__name__}: {exc}"[:4000]
+            job.error, job.warnings = error, warnings or None
             s.get_one(ReceivedInstance, instance_id).state = "failed"
         log.warning("job %d failed: %s", job_id, type(exc).__name__)
-        raise
+        raise MeasurementFailedError(f"job {job_id} failed: {error}") from None
     info = measurer.model_info
     first = measurements[0]
     flagged = any(m.quality != "pass" for m in measurements)
@@ -150,6 +168,7 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         job.finished_at = utcnow()
         job.model_name, job.model_version = info.name, info.version
         job.timings_ms = timings
+        job.warnings = warnings or None
         job.atfa_fts_deg, job.atfa_fnts_deg, job.verdict = _angles(first)
         job.quality = "flag" if flagged else "pass"
         job.sr_path, job.sc_path = str(sr_path), str(sc_path)
@@ -186,20 +205,34 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         s.add_all(deliveries)
         s.flush()
         delivery_ids = [d.id for d in deliveries]
-    fts, fnts, verdict = _angles(first)
-    log.info(
-        "job %d %s: aTFA FTS %s, FNTS %s (%s; model %s), %.0f ms",
-        job_id,
-        "flagged" if flagged else "done",
-        "n/a" if fts is None else f"{fts:+.1f} deg",
-        "n/a" if fnts is None else f"{fnts:+.1f} deg",
-        verdict,
-        info.version,
-        timings["total_ms"],
-    )
+    _log_result(job_id, measurements, info.version, timings["total_ms"])
     for delivery_id in delivery_ids:
         ctx.queue.submit_delivery(delivery_id)
     return job_id
+
+
+def _log_result(
+    job_id: int, measurements: list[KneeMeasurement], version: str, total_ms: float
+) -> None:
+    """The job's result line. A flagged job shows no angle (its raw values stay in the
+    database for analysis): only that it is flagged, and why."""
+    if any(m.quality != "pass" for m in measurements):
+        reasons = sorted({r for m in measurements for r in m.flag_reasons}) or ["quality check"]
+        log.info(
+            "job %d flagged: no reliable measurement (%s; model %s), %.0f ms",
+            job_id, "; ".join(reasons), version, total_ms,
+        )
+        return
+    fts, fnts, verdict = _angles(measurements[0])
+    log.info(
+        "job %d done: aTFA FTS %s, FNTS %s (%s; model %s), %.0f ms",
+        job_id,
+        "n/a" if fts is None else f"{fts:+.1f} deg",
+        "n/a" if fnts is None else f"{fnts:+.1f} deg",
+        verdict,
+        version,
+        total_ms,
+    )
 
 
 def _finished_job(s: Session, instance_id: int) -> tuple[int, list[int]] | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import delete, select, update
 
+from dicom_node.datalock import DataDirLock, DataDirLockedError
 from dicom_node.db.models import AuditEvent, Job, ReceivedInstance
 from dicom_node.db.session import Database, uid_hash
 from dicom_node.settings import Settings
@@ -97,14 +98,22 @@ def purge(
     removed = 0
     spool = settings.storage.spool
     if spool.is_dir():
-        # never a file younger than an hour: it may be one the listener is recording now
-        limit = min(cutoff, (now or datetime.now(UTC)) - timedelta(hours=1)).timestamp()
-        for path in spool.iterdir():
-            if not path.is_file() or path.resolve() in referenced:
-                continue
-            if path.stat().st_mtime <= limit:
-                path.unlink(missing_ok=True)
-                removed += 1
+        lock = DataDirLock(settings.storage.data_dir)
+        try:
+            lock.acquire()
+        except DataDirLockedError:  # a node runs: a young file may be one it records now
+            limit = min(cutoff, (now or datetime.now(UTC)) - timedelta(hours=1)).timestamp()
+        else:  # no node runs: every file no row refers to is an orphan (e.g. after kill -9)
+            limit = float("inf")
+        try:
+            for path in spool.iterdir():
+                if not path.is_file() or path.resolve() in referenced:
+                    continue
+                if path.stat().st_mtime <= limit:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        finally:
+            lock.release()
     report = PurgeReport(len(ids), cleared, removed)
     log.info(
         "purge: %d unmeasured instance row(s), %d audit UID hash(es), %d spool file(s)",

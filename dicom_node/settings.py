@@ -329,6 +329,12 @@ class DeliverySettings(_Section):
     backoff_initial_s: float = Field(5.0, ge=0)
     backoff_factor: float = Field(2.0, ge=1.0)
     backoff_max_s: float = Field(600.0, ge=0)
+    sweep_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="how often the node looks for deliveries nobody is working on (left "
+        "'retrying' by `resend`, or by a process that died) and takes them over",
+    )
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
@@ -364,6 +370,14 @@ class MetricsSettings(_Section):
     port: int = Field(9102, ge=0, le=65535)
 
 
+class StatusSettings(_Section):
+    """What ``knee-node status`` shows to map a job to its study (never patient data)."""
+
+    show_accession_number: bool = Field(
+        False, description="show each job's Accession Number (read from its SR file)"
+    )
+
+
 class Settings(_Section):
     """Everything the node reads; see ``config.example.yaml`` for each key."""
 
@@ -377,6 +391,7 @@ class Settings(_Section):
     reports: ReportSettings = ReportSettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
+    status: StatusSettings = StatusSettings()
 
     @model_validator(mode="after")
     def _visibility(self) -> Settings:

@@ -25,6 +25,7 @@ from test_node_runtime import _pki, _push
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
+from dicom_node.datalock import DataDirLock
 from dicom_node.db import AuditEvent, Delivery, ReceivedInstance
 from dicom_node.node import KneeNode
 from dicom_node.settings import Settings, load_settings
@@ -146,12 +147,20 @@ def test_instances_never_measured_leave_nothing_after_the_retention(
     two_hours_ago = time.time() - 7200
     os.utime(orphan_old, (two_hours_ago, two_hours_ago))
     runner = CliRunner()
-    kept = runner.invoke(app, ["purge", "--config", str(config)])
-    assert kept.exit_code == 0 and "purged 0 instance row(s), 0 spool" in kept.output
-    done = runner.invoke(app, ["purge", "--older-than-h", "0", "--config", str(config)])
-    assert done.exit_code == 0, done.output
-    assert "purged 3 instance row(s), 1 spool file(s)" in done.output
-    assert sorted(p.name for p in spool.iterdir()) == ["new-orphan.dcm"], "young files stay"
+    running = DataDirLock(s.storage.data_dir).acquire()  # as a running node holds it
+    try:
+        kept = runner.invoke(app, ["purge", "--config", str(config)])
+        assert kept.exit_code == 0 and "purged 0 instance row(s), 0 spool" in kept.output
+        done = runner.invoke(app, ["purge", "--older-than-h", "0", "--config", str(config)])
+        assert done.exit_code == 0, done.output
+        assert "purged 3 instance row(s), 1 spool file(s)" in done.output
+        assert sorted(p.name for p in spool.iterdir()) == ["new-orphan.dcm"], "young files stay"
+    finally:
+        running.release()
+    # no node runs (e.g. after a kill -9): an orphan of any age is nobody's, so it goes
+    gone = runner.invoke(app, ["purge", "--config", str(config)])
+    assert gone.exit_code == 0 and "purged 0 instance row(s), 1 spool file(s)" in gone.output
+    assert list(spool.iterdir()) == []
     node = KneeNode(s, port=0)
     try:
         with node.ctx.db.session() as sess:

@@ -190,6 +190,12 @@ def resend(
             typer.echo(
                 f"delivery {delivery_id}: {outcome.state}"
                 + (f" ({outcome.error})" if outcome.error else "")
+                + (
+                    f"; the node's retry loop takes it over (next attempt in about "
+                    f"{outcome.retry_in_s:.0f} s, once `knee-node serve` runs)"
+                    if outcome.state == "retrying" and outcome.retry_in_s is not None
+                    else ""
+                )
             )
     finally:
         ctx.db.dispose()

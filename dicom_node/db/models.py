@@ -88,6 +88,9 @@ class Job(Base):
     sr_sop_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     sc_sop_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: what was changed to make a valid result (e.g. an invalid patient attribute
+    #: dropped); names attributes, never their values
+    warnings: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
     instance: Mapped[ReceivedInstance] = relationship(back_populates="jobs")
     measurements: Mapped[list[Measurement]] = relationship(
