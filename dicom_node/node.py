@@ -7,6 +7,7 @@ port and stop it in teardown).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dicom_node.context import NodeContext
@@ -24,16 +25,37 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def secure_data_dir(settings: Settings) -> None:
+    """Create the data directory private (``storage.modes``); warn if it was open to others."""
+    data_dir, modes = settings.storage.data_dir, settings.storage.modes
+    if data_dir.is_dir() and data_dir.stat().st_mode & 0o007:
+        log.warning(
+            "data directory %s was open to other users (mode %o): set to %o "
+            "(storage.group gives a group read access)",
+            data_dir,
+            data_dir.stat().st_mode & 0o777,
+            modes.folder,
+        )
+    modes.make_folder(data_dir)
+
+
 def prepare_database(settings: Settings) -> None:
     """Create the data folders; upgrade the schema (``auto_migrate``) or require head."""
-    settings.storage.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.storage.spool.mkdir(parents=True, exist_ok=True)
-    settings.storage.results.mkdir(parents=True, exist_ok=True)
+    storage = settings.storage
+    modes = storage.modes
+    secure_data_dir(settings)
+    for folder in (storage.spool, storage.results):
+        modes.make_folder(folder)  # modes set explicitly, not left to the umask
     url = settings.database_url
     if settings.database.auto_migrate:
         migrate.upgrade(url)
     else:
         migrate.require_head(url)
+    if url.startswith("sqlite:///"):
+        db_file = Path(url.removeprefix("sqlite:///"))
+        for path in (db_file, *(db_file.with_name(db_file.name + x) for x in ("-wal", "-shm"))):
+            if path.is_file():
+                modes.apply(path)
 
 
 class KneeNode:
@@ -87,6 +109,7 @@ class KneeNode:
         """
         if self.server is not None:
             raise RuntimeError("the node is already started")
+        secure_data_dir(self.settings)
         self.lock.acquire()
         try:
             self._start_locked()
@@ -115,6 +138,9 @@ class KneeNode:
                     "resumed %d measurement(s), %d delivery(ies)", len(instances), len(deliveries)
                 )
         self.ae, self.server = start_listener(self.ctx, self._port)
+        from dicom_node.sweeper import DeliverySweeper
+
+        self.sweeper = DeliverySweeper(self.ctx).start()
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """In-process backend: wait until the queue is empty and idle."""
@@ -128,8 +154,15 @@ class KneeNode:
         if self.server is not None:
             self.server.shutdown()  # type: ignore[attr-defined]
             self.server = None
+        sweeper = getattr(self, "sweeper", None)
+        if sweeper is not None:
+            sweeper.stop()
+            self.sweeper = None
         if self.ae is not None:
             self.ae.shutdown()
+            guard = getattr(self.ae, "guard", None)
+            if guard is not None:
+                guard.stop()
         if isinstance(self.ctx.queue, InProcessQueue):
             self.ctx.queue.stop()
         self.ctx.db.dispose()
