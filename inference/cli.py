@@ -17,8 +17,19 @@ def register(app: typer.Typer) -> None:
         weights: Path | None = typer.Option(None, help="Weights folder (default: shipped)."),
         threads: int = typer.Option(2, help="torch CPU threads."),
         device: str = typer.Option("cpu", help="torch device."),
+        out: Path | None = typer.Option(
+            None, "--out", help="Also write the SR and SC the node would send (OUT/sr.dcm, "
+            "OUT/sc.dcm).", file_okay=False,
+        ),
+        config: Path | None = typer.Option(
+            None, "--config", "-c", help="config.yaml whose reports.* settings the SR and SC "
+            "use (default: embedded defaults).", dir_okay=False,
+        ),
     ) -> None:
-        """Print landmarks, aTFA (FTS, FNTS), verdict and quality of every knee as JSON."""
+        """Print landmarks, aTFA (FTS, FNTS), verdict and quality of every knee as JSON.
+
+        With --out, also write the SR and SC the node would send for this image.
+        """
         import pydicom
         from pydicom.errors import InvalidDicomError
 
@@ -41,7 +52,19 @@ def register(app: typer.Typer) -> None:
         except InputImageError as exc:
             typer.echo(json.dumps({"error": str(exc)}))
             raise typer.Exit(2) from exc
-        typer.echo(json.dumps({"file": str(file), "knees": [k.to_json() for k in knees]}))
+        written: dict[str, str] = {}
+        if out is not None:
+            from dicom_node.commands.common import settings_or_exit
+            from dicom_node.results import make_results
+
+            if not knees:
+                typer.echo(json.dumps({"error": "no knee found in the image"}))
+                raise typer.Exit(2)
+            results = make_results(settings_or_exit(config), ds, knees)
+            sr_path, sc_path = results.save(out)
+            written = {"sr": str(sr_path), "sc": str(sc_path)}
+        typer.echo(json.dumps({"file": str(file), "knees": [k.to_json() for k in knees],
+                               **({"written": written} if written else {})}))
 
     @app.command("bench-model")
     def bench_model(

@@ -78,7 +78,12 @@ class KneeMeasurement:
             "landmark_names": list(names_for(self.phase)),
             "phase": self.phase,
             "laterality": self.laterality,
-            "atfa_deg": {k: round(v, 2) for k, v in self.atfa_deg.items()},
+            # a flagged knee shows no angle (its raw values are for analysis, not for reading)
+            "atfa_deg": (
+                {k: round(v, 2) for k, v in self.atfa_deg.items()}
+                if self.quality == "pass"
+                else None
+            ),
             "verdict": self.verdict if self.quality == "pass" else "not determined (flagged)",
             "quality": self.quality,
             "confidence": round(self.confidence, 4),

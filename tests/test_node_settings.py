@@ -31,7 +31,12 @@ def test_embedded_defaults_are_the_documented_ones() -> None:
 def test_example_config_validates_and_lists_every_key() -> None:
     example = REPO / "config.example.yaml"
     s = load_settings(example, environ={})
-    assert s == Settings(), "the example documents the embedded defaults"
+    # relative paths of a file are resolved against its folder (issue 17 item 5)
+    assert s.storage.data_dir == REPO / "var"
+    defaults = Settings()
+    assert s.model_copy(update={"storage": defaults.storage}) == defaults, (
+        "the example documents the embedded defaults"
+    )
     text = example.read_text()
 
     def keys(model: type, prefix: str = "") -> list[str]:

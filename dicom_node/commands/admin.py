@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from dicom_node.commands.common import CONFIG_OPTION, settings_or_exit
+from dicom_node.settings import Settings
 
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 
@@ -44,82 +45,57 @@ def check_config(
     from dicom_node.settings import load_settings
 
     try:
-        load_settings(file, environ={})
+        settings = load_settings(file, environ={})
     except ConfigError as exc:
         typer.echo(f"invalid: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"{file}: valid")
+    problems = _path_problems(settings)
+    base = file.resolve().parent
+    for line in _path_lines(settings):
+        typer.echo(line)
+    if problems:
+        typer.echo(f"invalid: {file} (relative paths resolved against {base}):", err=True)
+        for p in problems:
+            typer.echo(f"  {p}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{file}: valid (relative paths resolved against {base})")
 
 
-def status(
-    config: Path | None = CONFIG_OPTION,
-    limit: int = typer.Option(20, min=1, help="number of recent jobs"),
-) -> None:
-    """Show recent jobs: state, aTFA by FTS and FNTS, verdict, model, deliveries."""
-    from rich.console import Console
-    from rich.table import Table
-    from sqlalchemy import func, select
-
-    from dicom_node.db import Database, Job, ReceivedInstance
-
-    settings = settings_or_exit(config)
-    db = Database(settings.database_url)
-    table = Table(title="knee-node: recent jobs")
-    for col in (
-        "job",
-        "finished",
-        "state",
-        "aTFA FTS",
-        "aTFA FNTS",
-        "verdict",
-        "quality",
-        "model",
-        "ms",
-        "deliveries",
-        "error",
+def _path_lines(settings: Settings) -> list[str]:
+    """Where the node will keep its data, as resolved."""
+    st = settings.storage
+    lines = []
+    for key, path in (
+        ("storage.data_dir", st.data_dir),
+        ("storage spool", st.spool),
+        ("storage results", st.results),
     ):
-        table.add_column(col)
-    try:
-        with db.session() as s:
-            jobs = s.scalars(select(Job).order_by(Job.id.desc()).limit(limit)).all()
-            for j in jobs:
-                sent = sum(d.state == "delivered" for d in j.deliveries)
-                total_ms = (j.timings_ms or {}).get("total_ms")
-                table.add_row(
-                    str(j.id),
-                    j.finished_at.strftime("%Y-%m-%d %H:%M:%S") if j.finished_at else "",
-                    j.state,
-                    _angle(j.atfa_fts_deg, j.quality),
-                    _angle(j.atfa_fnts_deg, j.quality),
-                    j.verdict or "",
-                    j.quality or "",
-                    f"{j.model_name or ''} {j.model_version or ''}".strip(),
-                    "" if total_ms is None else f"{total_ms:.0f}",
-                    f"{sent}/{len(j.deliveries)}",
-                    (j.error or "")[:60],
-                )
-            counts = dict(
-                s.execute(
-                    select(ReceivedInstance.state, func.count()).group_by(ReceivedInstance.state)
-                ).all()
-            )
-    finally:
-        db.dispose()
-    import sys
-
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    console.print(table)
-    console.print(
-        "received instances: "
-        + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
-    )
+        state = "exists" if path.is_dir() else "does not exist yet; `serve` creates it"
+        lines.append(f"{key}: {path.resolve()} ({state})")
+    return lines
 
 
-def _angle(value: float | None, quality: str | None) -> str:
-    """An angle for the status table; a flagged one in parentheses (not a result)."""
-    if value is None:
-        return ""
-    return f"({value:+.1f}°)" if quality == "flag" else f"{value:+.1f}°"
+def _path_problems(settings: Settings) -> list[str]:
+    """Paths the node could not use: a data folder it cannot create, TLS files missing."""
+    import os
+
+    problems = []
+    st = settings.storage
+    for key, path in (("storage.data_dir", st.data_dir), ("storage.spool_dir", st.spool),
+                      ("storage.results_dir", st.results)):
+        path = path.resolve()
+        if path.exists() and not path.is_dir():
+            problems.append(f"{key}: {path} is a file, not a folder")
+            continue
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            problems.append(f"{key}: {path} cannot be created ({existing} is not writable)")
+    tls = settings.node.tls
+    for key, file in (("node.tls.cert_file", tls.cert_file), ("node.tls.key_file", tls.key_file),
+                      ("node.tls.ca_file", tls.ca_file)):
+        if file is not None and not file.is_file():
+            problems.append(f"{key}: {file.resolve()} does not exist")
+    return problems
 
 
 #: Delivery states the node itself still works on (a retry is scheduled or running).
@@ -239,6 +215,8 @@ class _NoQueue:
 def register(app: typer.Typer) -> None:
     """Attach db, status, resend, purge and check-config."""
     app.add_typer(db_app, name="db")
+    from dicom_node.commands.status import status
+
     app.command()(status)
     app.command()(resend)
     app.command()(purge)

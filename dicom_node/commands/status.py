@@ -1,0 +1,206 @@
+"""``knee-node status``: recent jobs (or, with ``--instances``, recent received instances).
+
+What a user needs to find a result and to know what went wrong, without PHI: the calling
+AE, a short hash of the Study Instance UID (``--study UID`` finds it), the accession
+number only when ``status.show_accession_number`` is set, the angles of results that
+passed (a flagged result shows none), each delivery's state and last error, and the
+reason an instance was not measured.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from dicom_node.commands.common import CONFIG_OPTION, open_database_or_exit, settings_or_exit
+
+#: Characters of the SHA-256 of the Study Instance UID shown (enough to tell studies apart).
+STUDY_HASH_CHARS = 10
+NO_ANGLE = "-"
+
+
+def study_tag(study_uid: str | None) -> str:
+    """Short hash of a Study Instance UID, as ``status`` shows it ("" if unknown)."""
+    from dicom_node.db.session import uid_hash
+
+    return uid_hash(study_uid)[:STUDY_HASH_CHARS] if study_uid else ""
+
+
+def angle_text(value: float | None, quality: str | None) -> str:
+    """An angle for the table; a flagged result shows none (not a result)."""
+    if value is None or quality != "pass":
+        return NO_ANGLE
+    return f"{value:+.1f}°"
+
+
+def _accession(sr_path: str | None) -> str:
+    """Accession Number of the job's SR file (copied from the source); "" if unreadable."""
+    if not sr_path or not Path(sr_path).is_file():
+        return ""
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(sr_path, stop_before_pixels=True, specific_tags=["AccessionNumber"])
+    except (OSError, ValueError):
+        return ""
+    return str(ds.get("AccessionNumber", "") or "")
+
+
+def _console() -> object:
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+def status(
+    config: Path | None = CONFIG_OPTION,
+    limit: int = typer.Option(20, min=1, help="number of recent jobs (or instances)"),
+    instances: bool = typer.Option(
+        False, "--instances", help="recent received instances: state and why not measured"
+    ),
+    study: str | None = typer.Option(
+        None, "--study", help="only this Study Instance UID (matched by its hash)"
+    ),
+) -> None:
+    """Show recent jobs: caller, study, aTFA by FTS and FNTS, verdict, deliveries, errors."""
+    from rich.table import Table
+    from sqlalchemy import func, select
+
+    from dicom_node.db import Delivery, Job, ReceivedInstance
+
+    settings = settings_or_exit(config)
+    db = open_database_or_exit(settings, config)
+    show_acc = settings.status.show_accession_number
+    console = _console()
+    wanted = study_tag(study.strip()) if study else None
+    try:
+        with db.session() as s:
+            if instances:
+                table = _instances_table(s, limit, wanted)
+            else:
+                table = Table(title="knee-node: recent jobs")
+                cols = ["job", "finished", "state", "caller", "study"]
+                cols += ["accession"] if show_acc else []
+                cols += ["aTFA FTS", "aTFA FNTS", "verdict", "model", "ms", "sent", "error"]
+                for col in cols:
+                    table.add_column(col)
+                q = select(Job).join(ReceivedInstance).order_by(Job.id.desc())
+                for j in s.scalars(q).all():
+                    inst = j.instance
+                    tag = study_tag(inst.study_instance_uid)
+                    if wanted is not None and tag != wanted:
+                        continue
+                    if len(table.rows) >= limit:
+                        break
+                    sent = sum(d.state == "delivered" for d in j.deliveries)
+                    total_ms = (j.timings_ms or {}).get("total_ms")
+                    row = [
+                        str(j.id),
+                        j.finished_at.strftime("%Y-%m-%d %H:%M:%S") if j.finished_at else "",
+                        j.state,
+                        inst.calling_ae_title,
+                        tag,
+                    ]
+                    row += [_accession(j.sr_path)] if show_acc else []
+                    row += [
+                        angle_text(j.atfa_fts_deg, j.quality),
+                        angle_text(j.atfa_fnts_deg, j.quality),
+                        "not determined (flagged)" if j.quality == "flag" else (j.verdict or ""),
+                        f"{j.model_name or ''} {j.model_version or ''}".strip(),
+                        "" if total_ms is None else f"{total_ms:.0f}",
+                        f"{sent}/{len(j.deliveries)}",
+                        _job_error(j),
+                    ]
+                    table.add_row(*row)
+            counts = dict(
+                s.execute(
+                    select(ReceivedInstance.state, func.count()).group_by(ReceivedInstance.state)
+                ).all()
+            )
+            destinations = _destinations(s, Delivery)
+    finally:
+        db.dispose()
+    console.print(table)  # type: ignore[attr-defined]
+    console.print(  # type: ignore[attr-defined]
+        "received instances: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
+        + ("" if instances else " (`knee-node status --instances` lists them with reasons)")
+    )
+    for line in destinations:
+        console.print(line, markup=False)  # type: ignore[attr-defined]
+
+
+def _job_error(j: object) -> str:
+    """The job's error, else each undelivered destination's last error and what to do."""
+    if j.error:  # type: ignore[attr-defined]
+        return str(j.error)[:120]  # type: ignore[attr-defined]
+    parts = [
+        f"{d.destination}: {d.state} after {d.attempts} attempt(s): {d.last_error}"
+        for d in j.deliveries  # type: ignore[attr-defined]
+        if d.state != "delivered" and d.last_error
+    ]
+    if any(d.state == "failed" for d in j.deliveries):  # type: ignore[attr-defined]
+        parts.append(f"`knee-node resend --job {j.id}`")  # type: ignore[attr-defined]
+    return "; ".join(parts)[:240]
+
+
+def _destinations(s: object, Delivery: type) -> list[str]:
+    """One line per destination: delivered/failed counts and the last error, if any."""
+    from sqlalchemy import select
+
+    rows = s.scalars(select(Delivery).order_by(Delivery.id)).all()  # type: ignore[attr-defined]
+    by_name: dict[str, list[object]] = {}
+    for d in rows:
+        by_name.setdefault(d.destination, []).append(d)
+    lines = []
+    for name, ds in sorted(by_name.items()):
+        ok = sum(d.state == "delivered" for d in ds)
+        failed = [d for d in ds if d.state == "failed"]
+        waiting = sum(d.state in ("pending", "sending", "retrying") for d in ds)
+        last = next((d for d in reversed(ds) if d.last_error and d.state != "delivered"), None)
+        line = f"destination {name}: {ok} delivered, {len(failed)} failed, {waiting} in progress"
+        if last is not None:
+            line += (
+                f"; last error (delivery {last.id}, job {last.job_id}, {last.state}): "
+                f"{last.last_error}"
+            )
+        if failed:
+            line += "; send again with `knee-node resend --undelivered`"
+        lines.append(line)
+    return lines
+
+
+def _instances_table(s: object, limit: int, wanted: str | None) -> object:
+    """Recent received instances with state and, when not measured, why."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from dicom_node.db import ReceivedInstance
+
+    table = Table(title="knee-node: recent received instances")
+    for col in ("instance", "received", "caller", "study", "modality", "body part", "view",
+                "state", "job", "reason"):
+        table.add_column(col)
+    q = select(ReceivedInstance).order_by(ReceivedInstance.id.desc())
+    for inst in s.scalars(q).all():  # type: ignore[attr-defined]
+        tag = study_tag(inst.study_instance_uid)
+        if wanted is not None and tag != wanted:
+            continue
+        if len(table.rows) >= limit:
+            break
+        job = max(inst.jobs, key=lambda j: j.id) if inst.jobs else None
+        table.add_row(
+            str(inst.id),
+            inst.received_at.strftime("%Y-%m-%d %H:%M:%S") if inst.received_at else "",
+            inst.calling_ae_title,
+            tag,
+            inst.modality or "",
+            inst.body_part or "",
+            inst.view_position or "",
+            inst.state,
+            "" if job is None else str(job.id),
+            (inst.reason or "")[:200],
+        )
+    return table
