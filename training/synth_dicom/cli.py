@@ -53,12 +53,26 @@ def synth(
     max_side: int | None = typer.Option(
         None, "--max-side", min=64, help="Longest image side in pixels (default: full size)."
     ),
+    kind: str = typer.Option(
+        "knee", "--kind",
+        help="knee (AP knee, the default) or full-leg (bilateral standing AP, hip to ankle; "
+        "OUT/full_leg_<seed>.dcm/.json, see docs/full_leg.md).",
+    ),
 ) -> None:
     """Write COUNT synthetic AP knee radiographs as DICOM (DX/CR) with JSON ground truth.
 
     Files are OUT/knee_<seed>.dcm and OUT/knee_<seed>.json, seed = S + i.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    if kind not in ("knee", "full-leg"):
+        raise typer.BadParameter(f"must be knee or full-leg; got {kind!r}", param_hint="--kind")
+    if kind == "full-leg":
+        from training.synth_dicom.full_leg import full_leg_cli
+
+        full_leg_cli(count, out, seed, phase, laterality, both_knees_fraction, transfer_syntax,
+                     modality, dx_intent, max_side)
+        return
 
     from training.synth_dicom.instance import make_instance, write_instance
 
