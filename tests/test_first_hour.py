@@ -6,6 +6,7 @@ prints, and checks that the message names the port, the path or the reason.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -137,3 +138,174 @@ def test_second_node_on_the_same_data_dir_refuses_naming_the_holder(tmp_path: Pa
             pass  # another data directory: no conflict
     with KneeNode(first, measurer=TruthMeasurer(tmp_path), port=0):
         pass  # released when the first node stopped
+
+
+# -- 2 and 3. predict --out; the file names synth --help promises -------------------------------
+@pytest.mark.network
+def test_synth_names_files_as_its_help_says_and_predict_out_writes_sr_and_sc(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("training.synth")
+    from pydicom import dcmread
+
+    runner = CliRunner()
+    helptext = runner.invoke(app, ["synth", "--help"]).output
+    assert "knee_0000000777.dcm" in helptext, "the help shows the real file name"
+    made = runner.invoke(
+        app, ["synth", "--count", "1", "--out", str(tmp_path / "d"), "--seed", "777",
+              "--max-side", "512"]
+    )
+    assert made.exit_code == 0, made.output
+    src = tmp_path / "d" / "knee_0000000777.dcm"
+    assert src.is_file(), sorted(p.name for p in (tmp_path / "d").iterdir())
+
+    result = runner.invoke(app, ["predict", str(src), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    written = json.loads(result.output.strip().splitlines()[-1])["written"]
+    sr, sc = dcmread(written["sr"]), dcmread(written["sc"])
+    source = dcmread(src, stop_before_pixels=True)
+    assert sr.Modality == "SR" and sr.StudyInstanceUID == source.StudyInstanceUID
+    assert sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage
+    assert sc.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert sr.SeriesNumber == Settings().reports.sr_series_number  # what the node would send
+
+
+# -- 5. relative paths against the config file's folder --------------------------------------
+def test_status_from_another_folder_finds_a_relative_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    config = _config(site, {"storage": {"data_dir": "var"}})
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    runner = CliRunner()
+    before = runner.invoke(app, ["status", "--config", str(config)])
+    assert before.exit_code == 1, before.output
+    assert str(site.resolve() / "var" / "knee-node.sqlite") in before.output, before.output
+    assert "Traceback" not in before.output
+    checked = runner.invoke(app, ["check-config", str(config)])
+    assert checked.exit_code == 0, checked.output
+    assert f"storage.data_dir: {site.resolve() / 'var'}" in checked.output
+    assert runner.invoke(app, ["db", "upgrade", "--config", str(config)]).exit_code == 0
+    assert (site / "var" / "knee-node.sqlite").is_file()
+    assert not (elsewhere / "var").exists(), "not resolved against the current directory"
+    after = runner.invoke(app, ["status", "--config", str(config)])
+    assert after.exit_code == 0, after.output
+
+
+def test_check_config_names_a_data_dir_it_cannot_create(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    config = _config(tmp_path, {"storage": {"data_dir": "file/var"}})
+    result = CliRunner().invoke(app, ["check-config", str(config)])
+    assert result.exit_code == 1
+    assert f"storage.data_dir: {blocker.resolve() / 'var'} cannot be created" in result.output
+
+
+# -- 7 (status view), 8, 9 (status column), 12 ---------------------------------------------
+@pytest.mark.network
+def test_status_maps_jobs_to_studies_hides_flagged_angles_and_names_delivery_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from node_support import make_dx, sr_atfa, write_case
+    from pydicom import dcmread
+    from pynetdicom import AE
+
+    from dicom_node.commands.status import study_tag
+
+    cases = tmp_path / "cases"
+    good, good_truth = make_dx(4.0)
+    flagged, flagged_truth = make_dx(-12.3)
+    flagged_truth.update(quality="flag", flag_reasons=["landmarks implausible"])
+    chest, chest_truth = make_dx(1.0, body_part="CHEST")
+    for stem, (ds, truth) in {"g": (good, good_truth), "f": (flagged, flagged_truth),
+                              "c": (chest, chest_truth)}.items():
+        write_case(cases, ds, truth, stem)
+    dead_port = free_port()  # nothing listens: every delivery fails
+    cfg = {
+        "storage": {"data_dir": str(tmp_path / "var")},
+        "delivery": {"max_attempts": 1, "destinations": [
+            {"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": dead_port}]},
+        "status": {"show_accession_number": True},
+    }
+    config = _config(tmp_path, cfg)
+    settings = Settings.model_validate(cfg)
+    caplog.set_level(logging.INFO)
+    with KneeNode(settings, measurer=TruthMeasurer(cases), port=0) as node:
+        ae = AE(ae_title="XRAY_ROOM_3")
+        ae.add_requested_context(good.SOPClassUID, good.file_meta.TransferSyntaxUID)
+        assoc = ae.associate("127.0.0.1", node.port, ae_title="KNEE_NODE")
+        for ds in (good, flagged, chest):
+            assert assoc.send_c_store(ds).Status == 0x0000
+        assoc.release()
+        assert node.wait_idle(60)
+    log_text = caplog.text
+    assert "flagged: no reliable measurement (landmarks implausible" in log_text
+    assert "-12.3" not in log_text, "a flagged job's angle is not in the log"
+
+    runner = CliRunner()
+    jobs = runner.invoke(app, ["status", "--config", str(config)])
+    assert jobs.exit_code == 0, jobs.output
+    out = jobs.output
+    assert "XRAY_ROOM_3" in out  # calling AE
+    assert study_tag(str(good.StudyInstanceUID)) in out  # short study hash, not the UID
+    assert str(good.StudyInstanceUID) not in out
+    assert "A1" in out  # accession number, configured to show
+    assert "+4.0°" in out and "-12.3" not in out, "no angle for the flagged job"
+    assert "aborted or unreachable" in out and "resend --job" in out  # last delivery error
+    assert "destination pacs: 0 delivered, 2 failed" in out
+    found = runner.invoke(
+        app, ["status", "--config", str(config), "--study", str(flagged.StudyInstanceUID)]
+    )
+    assert "not determined (flagged)" in found.output and "+4.0°" not in found.output
+
+    listed = runner.invoke(app, ["status", "--config", str(config), "--instances"])
+    assert listed.exit_code == 0, listed.output
+    assert "ignored" in listed.output and "CHEST" in listed.output  # the reason, no sqlite3
+
+    with KneeNode(settings, measurer=TruthMeasurer(cases), port=0) as node:
+        from sqlalchemy import select
+
+        from dicom_node.db import Job
+
+        with node.ctx.db.session() as s:
+            raw = [j for j in s.scalars(select(Job)) if j.quality == "flag"][0]
+            assert raw.atfa_fts_deg == pytest.approx(-12.3, abs=0.05), "raw value kept in the DB"
+            assert sr_atfa(dcmread(raw.sr_path)) == {"FTS": [], "FNTS": []}, "none in the SR"
+
+
+# -- 11. the start-up line -----------------------------------------------------------------
+@pytest.mark.network
+def test_serve_start_up_line_names_callers_and_destinations_without_secrets(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    port = free_port()
+    config = _config(tmp_path, {
+        "node": {"port": port, "allowed_callers": [
+            {"ae_title": "XRAY_ROOM_3", "addresses": ["127.0.0.1/32"]}]},
+        "storage": {"data_dir": "var"},
+        "metrics": {"enabled": False},
+        "database": {"password": "s3cret-db"},
+        "queue": {"broker_url": "redis://:s3cret-broker@127.0.0.1:6379/0"},
+        "delivery": {"destinations": [
+            {"name": "main-pacs", "ae_title": "PACS", "host": "10.1.2.3", "port": 104}]},
+    })
+    config.chmod(0o600)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dicom_node.cli", "serve", "--config", str(config)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the process prints it, or exits (then: '')
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert f"listening as KNEE_NODE on 127.0.0.1:{port}" in line, line + err
+    assert "accepts XRAY_ROOM_3 from 127.0.0.1/32" in line
+    assert "sends results to main-pacs (PACS@10.1.2.3:104)" in line
+    assert "s3cret" not in line + err

@@ -3,7 +3,8 @@
 Public API
 ----------
 * :func:`make_instance` / :func:`write_instance` -- one seed to an encoded DICOM dataset
-  and its JSON ground truth, and to ``knee_<seed>.dcm`` + ``knee_<seed>.json``.
+  and its JSON ground truth, and to ``knee_<seed, 10 digits>.dcm`` + ``.json``
+  (e.g. ``knee_0000000777.dcm``).
 * :func:`to_dataset` -- a :class:`training.synth.SynthRadiograph` to a native DX/CR dataset.
 * :func:`encode` / :func:`write` -- transfer syntaxes of :data:`TRANSFER_SYNTAXES`.
 * :func:`register` -- adds ``synth`` and ``bench-synth-dicom`` to the command line.

@@ -61,7 +61,7 @@ def synth(
 ) -> None:
     """Write COUNT synthetic AP knee radiographs as DICOM (DX/CR) with JSON ground truth.
 
-    Files are OUT/knee_<seed>.dcm and OUT/knee_<seed>.json, seed = S + i.
+    Files are OUT/knee_<10-digit seed>.dcm and .json, seed S+i (--seed 777: knee_0000000777.dcm).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 

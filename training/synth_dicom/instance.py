@@ -110,7 +110,7 @@ def make_instance(
 
 
 def write_instance(instance: SynthInstance, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``<out_dir>/knee_<seed>.dcm`` and its ``.json``; return both paths."""
+    """Write ``<out_dir>/knee_<seed, 10 digits>.dcm`` and its ``.json``; return both paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / instance_name(int(instance.radiograph.seed))
