@@ -159,6 +159,7 @@ def make_full_leg_instance(
     *,
     post_op: str | None = None,
     full_size: bool = False,
+    max_rows: int | None = None,
     modality: Modality | None = None,
     for_processing: bool | None = None,
     syntax: str | None = "explicit",
@@ -169,7 +170,7 @@ def make_full_leg_instance(
     ----------
     seed
         Generator seed (non-negative int).
-    post_op, full_size
+    post_op, full_size, max_rows
         Passed to :func:`training.synth_leg.plan_study`.
     modality, for_processing, syntax
         DICOM flavour and transfer syntax name (``None``: drawn from the seed).
@@ -177,7 +178,7 @@ def make_full_leg_instance(
     from training.synth_leg import FULL_LEG_GENERATOR_VERSION, synthesize_full_leg
 
     choice, syntax_name = resolve_choices(seed, modality, for_processing, syntax)
-    r = synthesize_full_leg(seed, post_op=post_op, full_size=full_size)
+    r = synthesize_full_leg(seed, post_op=post_op, full_size=full_size, max_rows=max_rows)
     ds = encode(to_full_leg_dataset(r, choice, FULL_LEG_GENERATOR_VERSION), syntax_name)
     truth = full_leg_truth(r, ds, syntax_name, FULL_LEG_GENERATOR_VERSION)
     return FullLegInstance(r, ds, truth, syntax_name)

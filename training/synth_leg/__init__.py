@@ -30,10 +30,11 @@ FULL_LEG_GENERATOR_VERSION = "0.1.0"
 
 
 def synthesize_full_leg(seed: int, *, post_op: str | None = None, full_size: bool = False,
-                        stitching: bool = True) -> FullLegRadiograph:
+                        stitching: bool = True, max_rows: int | None = None
+                        ) -> FullLegRadiograph:
     """Plan and render the full-leg image of ``seed`` (see :func:`plan_study`)."""
     return render_full(plan_study(seed, post_op=post_op, full_size=full_size,
-                                  stitching=stitching))
+                                  stitching=stitching, max_rows=max_rows))
 
 
 __all__ = [

@@ -293,6 +293,7 @@ def plan_study(
     post_op: str | None = None,
     full_size: bool = False,
     stitching: bool = True,
+    max_rows: int | None = None,
 ) -> FullLegStudy:
     """Draw every decision of the full-leg image of ``seed``.
 
@@ -308,8 +309,16 @@ def plan_study(
     stitching
         False: no mis-registration between the exposures (the seams' exposure differences
         stay); the stored landmarks then equal the true ones.
+    max_rows
+        A preview: at most this many rows (and columns in the same proportion), with coarser
+        pixels than 0.2 mm if needed. None = full resolution (up to 8100 x 2800).
     """
     seed = _check_seed(seed)
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(
+            max_rows, (int, np.integer)) or max_rows < 256):
+        raise ValueError(f"max_rows must be an int >= 256 or None, got {max_rows!r}")
+    if max_rows is not None and full_size:
+        raise ValueError("max_rows and full_size=True exclude each other")
     if post_op not in (None, "none", "one", "both"):
         raise ValueError(f"post_op must be 'none', 'one', 'both' or None, got {post_op!r}")
     rng = np.random.default_rng([seed, PLAN_STREAM])
@@ -374,7 +383,9 @@ def plan_study(
     fov_w, fov_h = (x1 - x0) * magnification, (y1 - y0) * magnification  # detector plane
     least = max(fov_h / MAX_ROWS, fov_w / MAX_COLS)
     spacing = least if full_size else max(spacing, least)
-    if spacing > 0.2:
+    if max_rows is not None:
+        spacing = max(spacing, fov_h / max_rows, fov_w / (max_rows * MAX_COLS / MAX_ROWS))
+    elif spacing > 0.2:
         raise AssertionError(f"field of view too large for 0.2 mm pixels ({fov_w}x{fov_h} mm)")
     rows, cols = int(np.ceil(fov_h / spacing)), int(np.ceil(fov_w / spacing))
     if full_size:
