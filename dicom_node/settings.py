@@ -378,14 +378,6 @@ class StatusSettings(_Section):
     )
 
 
-class StatusSettings(_Section):
-    """What ``knee-node status`` shows to map a job to its study (never patient data)."""
-
-    show_accession_number: bool = Field(
-        False, description="show each job's Accession Number (read from its SR file)"
-    )
-
-
 class Settings(_Section):
     """Everything the node reads; see ``config.example.yaml`` for each key."""
 
@@ -399,7 +391,6 @@ class Settings(_Section):
     reports: ReportSettings = ReportSettings()
     logging: LoggingSettings = LoggingSettings()
     metrics: MetricsSettings = MetricsSettings()
-    status: StatusSettings = StatusSettings()
     status: StatusSettings = StatusSettings()
 
     @model_validator(mode="after")
