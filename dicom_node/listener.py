@@ -269,6 +269,7 @@ class StorageSCP:
             "size_bytes": path.stat().st_size,
         }
         status = SUCCESS
+        missing_job: tuple[int, list[str]] | None = None
         try:
             header = dcmread(path, stop_before_pixels=True)
             row.update(
@@ -323,6 +324,7 @@ class StorageSCP:
                             reason=f"same SOP Instance UID as instance {first.id} "
                             f"({first.state}); the first result stands",
                         )
+                        missing_job = self._undelivered_job(first)
                 if row["state"] != "queued":
                     Path(path).unlink(missing_ok=True)
                     row["spool_path"] = None
@@ -352,8 +354,34 @@ class StorageSCP:
                     inst.state, inst.reason, inst.spool_path = "failed", "queue unavailable", None
                 Path(path).unlink(missing_ok=True)
                 return OUT_OF_RESOURCES
-        log.info("instance %s from %s: %s (row %d)", tag, calling, row["state"], instance_id)
+        if row["state"] in ("ignored", "duplicate"):  # the reason names rules, never PHI
+            log.info(
+                "instance %s from %s: %s (row %d): %s",
+                *(tag, calling, row["state"], instance_id, row["reason"]),
+            )
+        else:
+            log.info("instance %s from %s: %s (row %d)", tag, calling, row["state"], instance_id)
+        if row["state"] == "duplicate" and missing_job is not None:
+            job_id, names = missing_job
+            log.warning(
+                "instance %s: sent again, but job %d's result never reached %s; to send it "
+                "there: knee-node resend --job %d",
+                *(tag, job_id, ", ".join(names), job_id),
+            )
         return status
+
+    def _undelivered_job(self, first: ReceivedInstance) -> tuple[int, list[str]] | None:
+        """The first instance's finished job and the configured destinations it never
+        reached (e.g. added since), or None."""
+        jobs = [j for j in first.jobs if j.state in ("done", "flagged")]
+        if not jobs:
+            return None
+        job = jobs[0]
+        reached = {d.destination for d in job.deliveries if d.state == "delivered"}
+        missing = [
+            d.name for d in self.ctx.settings.delivery.destinations if d.name not in reached
+        ]
+        return (job.id, missing) if missing else None
 
     def _record_refusal(
         self,

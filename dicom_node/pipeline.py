@@ -267,7 +267,7 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
         if d.state == "delivered":
             return DeliveryOutcome("delivered")
         d.state, d.attempts, d.updated_at = "sending", d.attempts + 1, utcnow()
-        attempt, name = d.attempts, d.destination
+        attempt, name, job_id = d.attempts, d.destination, d.job_id
         paths = [Path(p) for p in (d.job.sr_path, d.job.sc_path) if p]
         sr_uid = d.job.sr_sop_instance_uid
     dest = next((x for x in settings.delivery.destinations if x.name == name), None)
@@ -290,6 +290,11 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
             d.last_error, d.updated_at = error, utcnow()
         log.warning("delivery %d to %s attempt %d failed: %s", delivery_id, name, attempt, error)
         if give_up:
+            log.warning(
+                "delivery %d to %s: gave up after %d attempt(s); to send it again: "
+                "knee-node resend --job %d",
+                *(delivery_id, name, attempt, job_id),
+            )
             return DeliveryOutcome("failed", error=error)
         return DeliveryOutcome("retrying", settings.delivery.backoff(attempt), error)
     with ctx.db.session() as s:

@@ -19,7 +19,8 @@ import typer
 
 def bench(
     sections: str = typer.Option(
-        "ingest,e2e,inference,scaling", help="Comma-separated: ingest, inference, e2e, scaling."
+        "ingest,e2e,inference,scaling,memory",
+        help="Comma-separated: ingest, inference, e2e, scaling, memory.",
     ),
     ingest_files: int = typer.Option(100, min=1, help="Files per ingest push."),
     distinct: int = typer.Option(6, min=1, help="Distinct synthetic images rendered."),

@@ -21,7 +21,7 @@ from dicom_node.benchmark.procs import (
     unique_name,
 )
 
-SECTIONS = ("ingest", "inference", "e2e", "scaling")
+SECTIONS = ("ingest", "inference", "e2e", "scaling", "memory")
 #: Assumed latency of the model (global + local search, batch 1) on one GPU: an
 #: assumption, not a measurement (no GPU here).
 ASSUMED_GPU_MODEL_S = 0.03
@@ -183,6 +183,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     out.append({"target": "ingest >= 0.9x dcmtk storescp", "limit": 0.9,
                 "measured": None if not ing else ing["ratio_node_to_storescp"],
                 "unit": "x", "met": None if not ing else ing["met"]})
+    mem = results.get("memory")
+    out.append({"target": "serve RSS < 1 GB receiving 20 x 72 MB at once", "limit": 1024.0,
+                "measured": None if not mem else mem["serve_peak_rss_mb"],
+                "unit": "MiB", "met": None if not mem else mem["met"]})
     e2e = results.get("e2e")
     p95 = None
     if e2e:
@@ -255,6 +259,11 @@ def run_all(opts: BenchOptions, work: Path | None = None,
                   if r["weights"] == "shipped" and r["threads"] == 2]
             if t2:
                 model_cpu_s = t2[0]["latency_ms"]["total"]["mean"] / 1000
+        if "memory" in opts.sections:
+            from dicom_node.benchmark.memory import run_memory
+
+            say("memory: serve's peak RSS while 20 instances of 72 MB arrive at once")
+            results["memory"] = run_memory(work / "memory")
         if "scaling" in opts.sections:
             say("scaling: Celery+Redis with 1 worker (the 2-worker row is the end-to-end run)")
             load = load_average()
