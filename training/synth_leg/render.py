@@ -73,17 +73,37 @@ def _bone_profile(pl: PlacedLeg, bone: str, to_patient: ToPatient
     else:
         s_lo, s_hi = 0.9 * W, p.tibia_mm - 0.9 * W
 
-    def f(x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def exact(x: FloatArray, y: FloatArray) -> FloatArray:
         X, Y = to_patient(x, y)
         u, v = pl.to_leg(X, Y)
         s = (u - knee[0]) * axis[0] + (v - knee[1]) * axis[1]
-        inner = _smoothstep((s - (s_lo - 0.6 * W)) / (0.6 * W)) * _smoothstep(
+        return _smoothstep((s - (s_lo - 0.6 * W)) / (0.6 * W)) * _smoothstep(
             ((s_hi + 0.5 * W) - s) / (0.5 * W))
+
+    def f(x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        inner = _coarse(exact, x, y)
         c = 1.0 + (cortex - 1.0) * inner
         trab = 1.0 - (1.0 - canal) * inner
         return c.astype(np.float32), trab.astype(np.float32)
 
     return f
+
+
+def _coarse(fn: Callable[[FloatArray, FloatArray], FloatArray], x: FloatArray, y: FloatArray,
+            step: int = 4) -> FloatArray:
+    """``fn(x, y)`` of a smooth field on a regular grid, evaluated on every ``step``-th pixel.
+
+    ``x`` and ``y`` are a regular grid, either full 2-D arrays or broadcasting ``(1, W)`` and
+    ``(H, 1)``; the result has the broadcast shape, bilinearly interpolated.
+    """
+    xb, yb = np.broadcast_arrays(x, y)
+    rows, cols = xb.shape
+    if rows < 4 * step or cols < 4 * step:
+        return np.asarray(fn(xb, yb), dtype=np.float32)
+    sub = np.asarray(fn(xb[::step, ::step], yb[::step, ::step]), dtype=np.float32)
+    big = ndimage.zoom(sub, (rows / sub.shape[0], cols / sub.shape[1]), order=1,
+                       grid_mode=True, mode="nearest")
+    return big[:rows, :cols]
 
 
 def _leg_soft(pl: PlacedLeg, to_patient: ToPatient) -> Callable[[FloatArray, FloatArray],
@@ -231,12 +251,7 @@ def _scene(study: FullLegStudy, region: Region, ankle_fade: bool) -> Scene:
         return np.maximum(total, body * fade)
 
     def soft(x: FloatArray, y: FloatArray) -> FloatArray:
-        # smooth: evaluated on every 4th pixel of the (regular) grid and interpolated
-        if x.ndim != 2 or min(x.shape) < 16:
-            return soft_exact(x, y)
-        sub = soft_exact(x[::4, ::4], y[::4, ::4]).astype(np.float32)
-        return ndimage.zoom(sub, (x.shape[0] / sub.shape[0], x.shape[1] / sub.shape[1]),
-                            order=1, grid_mode=True, mode="nearest")[: x.shape[0], : x.shape[1]]
+        return _coarse(soft_exact, x, y)  # smooth: every 4th pixel, interpolated
 
     scene.soft_tissue_mm = soft
     if ankle_fade and study.low_contrast_ankles > 0:
