@@ -60,5 +60,7 @@ def make_results(
         device_observer_uid=settings.device_observer_uid,
         device_observer_name=rs.device_observer_name,
     )
-    sc = create_overlay_image(source, measurements, series_number=rs.sc_series_number)
+    sc = create_overlay_image(
+        source, measurements, series_number=rs.sc_series_number, encoding=rs.sc_transfer_syntax
+    )
     return Results(sr, sc)

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
+from pynetdicom.association import Association
 
 from dicom_node.errors import DeliveryError
 from dicom_node.settings import Destination, LimitSettings, TLSSettings
@@ -52,6 +54,8 @@ def send_files(
     ae.maximum_pdu_size = limits.max_pdu_size
     for sop_class in sorted({str(ds.SOPClassUID) for ds in datasets}):
         ae.add_requested_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+        for syntax in sorted(_compressed_syntaxes(datasets, sop_class)):  # e.g. the SC's
+            ae.add_requested_context(sop_class, [syntax])
     tls_args = None
     if destination.tls:
         if tls is None:
@@ -68,7 +72,7 @@ def send_files(
         )
     try:
         for ds in datasets:
-            status = assoc.send_c_store(ds)
+            status = assoc.send_c_store(_as_accepted(assoc, ds))
             code = getattr(status, "Status", None)
             if code not in (0x0000, 0xB000, 0xB006, 0xB007):
                 raise DeliveryError(
@@ -79,3 +83,31 @@ def send_files(
         if assoc.is_established:
             assoc.release()
     log.info("sent %d object(s) to %s", len(datasets), destination.name)
+
+
+def _compressed_syntaxes(datasets: Sequence[Dataset], sop_class: str) -> set[str]:
+    """Compressed transfer syntaxes of the ``sop_class`` datasets (proposed as they are)."""
+    return {
+        str(ds.file_meta.TransferSyntaxUID)
+        for ds in datasets
+        if str(ds.SOPClassUID) == sop_class and ds.file_meta.TransferSyntaxUID.is_compressed
+    }
+
+
+def _as_accepted(assoc: Association, ds: Dataset) -> Dataset:
+    """``ds`` as is if the peer accepted its transfer syntax, else decompressed (every
+    peer accepts Explicit or Implicit VR Little Endian; the SC is lossless-compressed by
+    default, and not every PACS takes JPEG 2000)."""
+    syntax = ds.file_meta.TransferSyntaxUID
+    if not syntax.is_compressed:
+        return ds
+    accepted = {
+        (str(cx.abstract_syntax), str(ts))
+        for cx in assoc.accepted_contexts
+        for ts in cx.transfer_syntax
+    }
+    if (str(ds.SOPClassUID), str(syntax)) in accepted:
+        return ds
+    log.info("%s does not accept %s: sending it uncompressed", assoc.acceptor.ae_title, syntax.name)
+    ds.decompress()
+    return ds

@@ -353,6 +353,14 @@ class ReportSettings(_Section):
     device_observer_uid: str | None = Field(None, description="default: derived from ae_title")
     sr_series_number: int = Field(9901, ge=1)
     sc_series_number: int = Field(9902, ge=1)
+    sc_transfer_syntax: Literal[
+        "jpeg2000-lossless", "jpeg-ls-lossless", "rle-lossless", "explicit", "jpeg-baseline"
+    ] = Field(
+        "jpeg2000-lossless",
+        description="encoding of the SC overlay: lossless JPEG 2000 (about 5x smaller than "
+        "explicit), JPEG-LS or RLE; explicit (uncompressed); jpeg-baseline is lossy. Sent "
+        "uncompressed to a peer that does not accept it",
+    )
 
 
 class LoggingSettings(_Section):

@@ -309,3 +309,80 @@ def test_serve_start_up_line_names_callers_and_destinations_without_secrets(
     assert "accepts XRAY_ROOM_3 from 127.0.0.1/32" in line
     assert "sends results to main-pacs (PACS@10.1.2.3:104)" in line
     assert "s3cret" not in line + err
+
+
+# -- 14. a compressed SC -------------------------------------------------------------------
+@pytest.mark.parametrize("encoding", ["jpeg2000-lossless", "jpeg-baseline"])
+def test_sc_is_compressed_lossless_by_default_and_dciodvfy_clean(
+    tmp_path: Path, encoding: str
+) -> None:
+    import shutil
+
+    import numpy as np
+    from pydicom import dcmread
+    from test_reports_common import pass_case
+
+    from dicom_node.reports import create_overlay_image
+    from dicom_node.results import make_results
+
+    source, knee = pass_case()
+    measurements = [knee]
+    settings = Settings.model_validate({"reports": {"sc_transfer_syntax": encoding}})
+    if encoding == "jpeg2000-lossless":
+        assert Settings().reports.sc_transfer_syntax == encoding, "the default"
+    sc = make_results(settings, source, measurements).sc
+    plain = create_overlay_image(source, measurements, encoding="explicit")
+    sc.save_as(tmp_path / "sc.dcm", enforce_file_format=True)
+    plain.save_as(tmp_path / "plain.dcm", enforce_file_format=True)
+    back = dcmread(tmp_path / "sc.dcm")
+    assert back.file_meta.TransferSyntaxUID.is_compressed
+    size, plain_size = (tmp_path / "sc.dcm").stat().st_size, (tmp_path / "plain.dcm").stat().st_size
+    assert size < plain_size / 2, (size, plain_size)
+    diff = np.abs(back.pixel_array.astype(int) - dcmread(tmp_path / "plain.dcm").pixel_array)
+    if encoding == "jpeg2000-lossless":
+        assert diff.max() == 0, "lossless"
+    if shutil.which("dciodvfy"):
+        out = subprocess.run(["dciodvfy", str(tmp_path / "sc.dcm")], capture_output=True,
+                             text=True, timeout=60)
+        text = out.stdout + out.stderr
+        assert [line for line in text.splitlines() if line.startswith("Error")] == [], text
+
+
+@pytest.mark.network
+def test_compressed_sc_reaches_a_pacs_that_takes_it_and_one_that_does_not(
+    tmp_path: Path,
+) -> None:
+    from node_support import StoreSCP, make_dx, write_case
+    from pydicom.uid import JPEG2000Lossless
+    from pynetdicom import AE
+    from pynetdicom.sop_class import SecondaryCaptureImageStorage
+
+    plain_pacs = StoreSCP("PLAIN").start()  # uncompressed transfer syntaxes only
+    j2k_pacs = StoreSCP("J2K")
+    j2k_pacs.ae.add_supported_context(SecondaryCaptureImageStorage, [JPEG2000Lossless])
+    j2k_pacs.start()
+    ds, truth = make_dx(3.0)
+    write_case(tmp_path / "cases", ds, truth, "k")
+    s = Settings.model_validate({
+        "storage": {"data_dir": str(tmp_path / "var")},
+        "delivery": {"destinations": [
+            {"name": "plain", "ae_title": "PLAIN", "host": "127.0.0.1", "port": plain_pacs.port},
+            {"name": "j2k", "ae_title": "J2K", "host": "127.0.0.1", "port": j2k_pacs.port},
+        ]},
+    })
+    try:
+        with KneeNode(s, measurer=TruthMeasurer(tmp_path / "cases"), port=0) as node:
+            ae = AE(ae_title="MODALITY")
+            ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+            assoc = ae.associate("127.0.0.1", node.port, ae_title="KNEE_NODE")
+            assert assoc.send_c_store(ds).Status == 0x0000
+            assoc.release()
+            assert node.wait_idle(60)
+        [plain_sc] = [d for d in plain_pacs.wait_for(2, 30) if d.Modality != "SR"]
+        [j2k_sc] = [d for d in j2k_pacs.wait_for(2, 30) if d.Modality != "SR"]
+    finally:
+        plain_pacs.stop()
+        j2k_pacs.stop()
+    assert j2k_sc.file_meta.TransferSyntaxUID == JPEG2000Lossless
+    assert not plain_sc.file_meta.TransferSyntaxUID.is_compressed
+    assert (plain_sc.pixel_array == j2k_sc.pixel_array).all(), "the same image either way"

@@ -13,7 +13,13 @@ from collections.abc import Sequence
 
 import highdicom as hd
 from pydicom import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLSLossless,
+    RLELossless,
+)
 
 from dicom_node.reports._checks import ReportInputError, check_measurements, check_source
 from dicom_node.reports.algorithm import SERIES_DESCRIPTION_SC, identities
@@ -21,6 +27,16 @@ from dicom_node.reports.overlay import display_image, draw_overlay
 from inference.measurement import KneeMeasurement
 
 _ORIENTATION_LETTERS = set("LRAPHF")
+
+#: SC encodings by name (``reports.sc_transfer_syntax``): transfer syntax and the
+#: photometric interpretation highdicom needs for it. Lossless unless said otherwise.
+SC_ENCODINGS: dict[str, tuple[str, str]] = {
+    "jpeg2000-lossless": (JPEG2000Lossless, "YBR_RCT"),
+    "jpeg-ls-lossless": (JPEGLSLossless, "RGB"),
+    "rle-lossless": (RLELossless, "RGB"),
+    "explicit": (ExplicitVRLittleEndian, "RGB"),
+    "jpeg-baseline": (JPEGBaseline8Bit, "YBR_FULL_422"),  # lossy
+}
 
 
 def _patient_orientation(source: Dataset) -> tuple[str, str]:
@@ -40,6 +56,7 @@ def create_overlay_image(
     series_number: int = 9902,
     instance_number: int = 1,
     manufacturer: str = "knee-node project",
+    encoding: str = "explicit",
 ) -> hd.sc.SCImage:
     """Secondary capture of ``source`` with landmarks, axes, angles, verdict and banner drawn.
 
@@ -54,11 +71,14 @@ def create_overlay_image(
         Numbers of the new series (its UID is new) and of the image in it.
     manufacturer
         Manufacturer of the SC.
+    encoding
+        A name of :data:`SC_ENCODINGS` (the node uses ``reports.sc_transfer_syntax``,
+        lossless JPEG 2000 by default).
 
     Returns
     -------
     highdicom.sc.SCImage
-        RGB secondary capture, Explicit VR Little Endian.
+        Colour secondary capture in the transfer syntax of ``encoding``.
     """
     source = check_source(source)
     records = check_measurements(measurements, need_model=False)
@@ -67,13 +87,16 @@ def create_overlay_image(
             raise ReportInputError(f"{name} must be a positive integer, got {value!r}")
     if not isinstance(manufacturer, str) or not manufacturer.strip():
         raise ReportInputError(f"manufacturer must be a non-empty string, got {manufacturer!r}")
+    if encoding not in SC_ENCODINGS:
+        raise ReportInputError(f"encoding must be one of {sorted(SC_ENCODINGS)}, got {encoding!r}")
+    transfer_syntax, photometric = SC_ENCODINGS[encoding]
     algorithms = identities(records)
     footer = ", ".join(f"Model {a.name} {a.version}" for a in algorithms)
     pixels = draw_overlay(display_image(source), records, footer)
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source,
         pixel_array=pixels,
-        photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
+        photometric_interpretation=photometric,
         bits_allocated=8,
         coordinate_system=hd.CoordinateSystemNames.PATIENT,
         series_instance_uid=hd.UID(),
@@ -83,7 +106,7 @@ def create_overlay_image(
         manufacturer=manufacturer,
         patient_orientation=_patient_orientation(source),
         laterality=records[0].laterality if len({m.laterality for m in records}) == 1 else None,
-        transfer_syntax_uid=ExplicitVRLittleEndian,
+        transfer_syntax_uid=transfer_syntax,
         contributing_equipment=[a.contributing_equipment() for a in algorithms] or None,
         series_description=SERIES_DESCRIPTION_SC,
         manufacturer_model_name=algorithms[0].name[:64] if algorithms else None,
