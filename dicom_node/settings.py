@@ -190,6 +190,12 @@ class StorageSettings(_Section):
         description="hours `knee-node purge` keeps rows of ignored/rejected/duplicate instances",
     )
 
+    @field_validator("group")
+    @classmethod
+    def _group(cls, v: str | None) -> str | None:
+        FileModes.for_group(v)  # raises ValueError naming the group
+        return v
+
     @property
     def modes(self) -> FileModes:
         """Permissions of everything the node writes (set explicitly, not by the umask)."""

@@ -455,7 +455,7 @@ def test_a_configured_group_gets_read_access_only(tmp_path: Path) -> None:
     assert _mode(sr) == 0o640 and _mode(sr.parent) == 0o750 and _mode(s.storage.data_dir) == 0o750
     assert dcmread(sr).Modality == "SR"
     with pytest.raises(ValueError, match="group"):
-        _ = _settings(tmp_path, storage={"group": "no-such-" + generate_uid()[-8:]}).storage.modes
+        _settings(tmp_path, storage={"group": "no-such-" + generate_uid()[-8:]})
 
 
 # -- 7. the smaller gaps -----------------------------------------------------------------
