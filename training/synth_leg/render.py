@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
+from PIL import Image
 
 from inference.leg import landmarks as leg
 from training.synth.render import Bone, Scene, render
@@ -101,9 +101,15 @@ def _coarse(fn: Callable[[FloatArray, FloatArray], FloatArray], x: FloatArray, y
     if rows < 4 * step or cols < 4 * step:
         return np.asarray(fn(xb, yb), dtype=np.float32)
     sub = np.asarray(fn(xb[::step, ::step], yb[::step, ::step]), dtype=np.float32)
-    big = ndimage.zoom(sub, (rows / sub.shape[0], cols / sub.shape[1]), order=1,
-                       grid_mode=True, mode="nearest")
-    return big[:rows, :cols]
+    # sample k sits at pixel k * step: output pixel j reads source position j / step
+    o = 0.5 - 0.5 / step
+    n_r, n_c = sub.shape
+    w = min(cols, int(np.floor((n_c - o) * step)))
+    h = min(rows, int(np.floor((n_r - o) * step)))
+    big = Image.fromarray(np.ascontiguousarray(sub), mode="F").resize(
+        (w, h), Image.Resampling.BILINEAR, box=(o, o, o + w / step, o + h / step))
+    out = np.asarray(big, dtype=np.float32)
+    return np.pad(out, ((0, rows - h), (0, cols - w)), mode="edge")
 
 
 def _leg_soft(pl: PlacedLeg, to_patient: ToPatient) -> Callable[[FloatArray, FloatArray],
