@@ -386,3 +386,38 @@ def test_compressed_sc_reaches_a_pacs_that_takes_it_and_one_that_does_not(
     assert j2k_sc.file_meta.TransferSyntaxUID == JPEG2000Lossless
     assert not plain_sc.file_meta.TransferSyntaxUID.is_compressed
     assert (plain_sc.pixel_array == j2k_sc.pixel_array).all(), "the same image either way"
+
+
+# -- 16. the algorithm identified once per knee --------------------------------------------
+def test_sr_names_the_algorithm_once_per_knee_with_parameters_in_the_equipment() -> None:
+    from test_reports_common import knee_landmarks, make_measurement, make_source
+
+    from dicom_node.reports.algorithm import AlgorithmIdentity
+    from dicom_node.results import make_results
+
+    left = knee_landmarks(8.0, 2.0, scale=1.2, centre=(150, 320))
+    right = knee_landmarks(-4.0, 1.0, scale=1.2, centre=(390, 320), laterality="R")
+    source = make_source(knees=(left, right))
+    knees = [make_measurement(left), make_measurement(right, laterality="R")]
+    sr = make_results(Settings(), source, knees).sr
+
+    names: list[str] = []
+    parameters: list[str] = []
+
+    def walk(items: Any) -> None:
+        for item in items:
+            concept = item.get("ConceptNameCodeSequence")
+            if concept and concept[0].CodeValue == "111001":  # Algorithm Name
+                names.append(item.TextValue)
+            if concept and concept[0].CodeValue == "111002":  # Algorithm Parameters
+                parameters.append(item.TextValue)
+            walk(item.get("ContentSequence", []))
+
+    walk(sr.ContentSequence)
+    assert len(names) == 2, f"once per knee (measurement group), got {len(names)}"
+    assert parameters == [], "the parameters are in Contributing Equipment, not per item"
+    ident = AlgorithmIdentity.from_model(knees[0].model)  # type: ignore[arg-type]
+    [equipment] = [e for e in sr.ContributingEquipmentSequence
+                   if e.get("ManufacturerModelName") == ident.name]
+    for p in ident.parameters:
+        assert p in equipment.ContributionDescription

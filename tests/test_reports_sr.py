@@ -96,9 +96,12 @@ def test_pass_case_content(tmp_path: Path) -> None:
             ref = s.ContentSequence[0].ReferencedSOPSequence[0]
             assert ref.ReferencedSOPInstanceUID == source.SOPInstanceUID
             assert ref.ReferencedSOPClassUID == source.SOPClassUID
-        algo = {_name(i): i.TextValue for i in num.ContentSequence if i.ValueType == "TEXT"}
-        assert algo[("111001", "DCM")] == m.model.name  # type: ignore[union-attr]
-        assert algo[("111003", "DCM")] == m.model.version  # type: ignore[union-attr]
+        assert not [i for i in num.ContentSequence if _name(i)[0] == "111001"], (
+            "the algorithm is identified once per group, not per measurement"
+        )
+    algo = {_name(i): i.TextValue for i in group.ContentSequence if i.ValueType == "TEXT"}
+    assert algo[("111001", "DCM")] == m.model.name  # type: ignore[union-attr]
+    assert algo[("111003", "DCM")] == m.model.version  # type: ignore[union-attr]
     codes_in_group = {_name(i): i.ConceptCodeSequence[0].CodeValue
                       for i in _items(group) if i.ValueType == "CODE"}
     assert codes_in_group[(codes.CORONAL_ALIGNMENT.value, codes.SCHEME_DESIGNATOR)] == "VALGUS"

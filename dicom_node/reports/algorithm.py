@@ -55,14 +55,26 @@ class AlgorithmIdentity:
         params += [f"sha256:{k}={v}" for k, v in sorted(model.sha256.items())]
         return cls(model.name, model.version, tuple(params), model.manufacturer)
 
-    def to_sr(self) -> hd.sr.AlgorithmIdentification:
-        """TID 4019 Algorithm Identification."""
+    def to_sr(self, *, with_parameters: bool = True) -> hd.sr.AlgorithmIdentification:
+        """TID 4019 Algorithm Identification; without parameters, name and version only
+        (the two rows TID 4019 requires)."""
         return hd.sr.AlgorithmIdentification(
             name=self.name,
             version=self.version,
-            parameters=list(self.parameters) or None,
-            manufacturer=self.manufacturer,
+            parameters=(list(self.parameters) or None) if with_parameters else None,
+            manufacturer=self.manufacturer if with_parameters else None,
         )
+
+    def description(self) -> str:
+        """Contribution Description (ST, 1024 characters): what it did and every parameter."""
+        text = "Knee landmarks and aTFA computed by algorithm " + (
+            f"{self.name} {self.version}; parameters: " + "; ".join(self.parameters)
+            if self.parameters
+            else f"{self.name} {self.version}"
+        )
+        if len(text) > 1024:
+            text = text[:1024 - 34] + " ... (full list in the model card)"
+        return text
 
     def contributing_equipment(self) -> hd.ContributingEquipment:
         """Contributing Equipment item with purpose "Processing Equipment" (IHE AI Results)."""
@@ -71,7 +83,7 @@ class AlgorithmIdentity:
             purpose_of_reference=codes.PROCESSING_EQUIPMENT,
             manufacturer_model_name=self.name[:64],
             software_versions=self.version[:64],
-            contribution_description="Knee landmarks and aTFA computed by algorithm"[:64],
+            contribution_description=self.description(),
         )
 
 

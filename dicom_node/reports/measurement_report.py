@@ -64,9 +64,7 @@ def _axis_coordinates(
     )
 
 
-def _angle(
-    m: KneeMeasurement, method: str, algorithm: hd.sr.AlgorithmIdentification, source: Dataset
-) -> hd.sr.Measurement:
+def _angle(m: KneeMeasurement, method: str, source: Dataset) -> hd.sr.Measurement:
     """aTFA by ``method`` with its femoral and tibial axes as the angle's arms."""
     axes = m.axes(method)  # type: ignore[arg-type]
     femoral_name = codes.FEMORAL_AXIS_FTS if method == "FTS" else codes.FEMORAL_AXIS_FNTS
@@ -75,7 +73,6 @@ def _angle(
         value=round(float(m.atfa_deg[method]), ANGLE_DECIMALS),
         unit=codes.DEGREE,
         method=codes.METHOD_FTS if method == "FTS" else codes.METHOD_FNTS,
-        algorithm_id=algorithm,
         referenced_coordinates=[
             _axis_coordinates(axes["femoral"], femoral_name, source),
             _axis_coordinates(axes["tibial"], codes.TIBIAL_AXIS, source),
@@ -83,9 +80,7 @@ def _angle(
     )
 
 
-def _confidence(
-    m: KneeMeasurement, algorithm: hd.sr.AlgorithmIdentification, source: Dataset
-) -> hd.sr.Measurement:
+def _confidence(m: KneeMeasurement, source: Dataset) -> hd.sr.Measurement:
     """Landmark detection confidence, inferred from the landmarks (one MULTIPOINT per outline)."""
     coords = []
     for curve, (start, stop) in CURVES.items():
@@ -102,7 +97,6 @@ def _confidence(
         name=codes.CONFIDENCE,
         value=float(m.confidence),
         unit=codes.NO_UNITS,
-        algorithm_id=algorithm,
         referenced_coordinates=coords,
     )
 
@@ -110,15 +104,20 @@ def _confidence(
 def _knee_group(
     m: KneeMeasurement, index: int, source: Dataset
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1501 group of one knee."""
+    """TID 1501 group of one knee.
+
+    The algorithm is identified once, on the group (TID 1501 row 4, which its measurements
+    inherit), by name and version only; the full parameters are in the Contributing
+    Equipment Sequence and the model card.
+    """
     assert m.model is not None  # checked by check_measurements(need_model=True)
-    algorithm = AlgorithmIdentity.from_model(m.model).to_sr()
+    algorithm = AlgorithmIdentity.from_model(m.model).to_sr(with_parameters=False)
     side = _SIDE[m.laterality]
     passed = m.quality == "pass"
     measurements = (
-        [_angle(m, meth, algorithm, source) for meth in ("FTS", "FNTS")] if passed else []
+        [_angle(m, meth, source) for meth in ("FTS", "FNTS")] if passed else []
     )
-    measurements.append(_confidence(m, algorithm, source))
+    measurements.append(_confidence(m, source))
     evaluations = [
         hd.sr.QualitativeEvaluation(
             codes.QUALITY_VERDICT, codes.QUALITY_PASS if passed else codes.QUALITY_FLAG
