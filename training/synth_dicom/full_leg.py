@@ -18,7 +18,8 @@ Beside each ``full_leg_<seed>.dcm`` goes ``full_leg_<seed>.json``::
      "legs": [{"side": "R"|"L", "phase": "pre"|"post", "landmarks": [[x, y], ...],
                "landmark_names": [...], "measurements": {HKA_deg, HKA_180_deg, mLDFA_deg,
                mMPTA_deg, aHKA_deg, JLO_deg, FVA_deg, JLCA_deg, MAD_mm, aTFA_FTS_deg},
-               "cpak_class": 1..9, "built_in": {...}, "in_image": [...], "hip_stem": ..}, ...],
+               "cpak_class": 1..9, "built_in": {...}, "built_in_cpak_class": 1..9,
+               "in_image": [...], "hip_stem": ..}, ...],
      "calibration": {...}, "hard_cases": [...], "exposures": [...], "seed": .., ...}
 
 ``landmarks`` are stored-image pixels (column, row); ``MAD_mm`` is at the patient (pixel
@@ -37,6 +38,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from inference import landmarks as lm
+from inference.leg.geometry import cpak_class
 from inference.leg.landmarks import NAMES
 from training.synth.types import KneeTruth, SynthRadiograph
 from training.synth_dicom.dataset import DicomChoice, Modality, acquisition_rng, to_dataset
@@ -127,6 +129,7 @@ def full_leg_truth(radiograph: Any, ds: Dataset, syntax: str, generator_version:
             "measurements": {k: float(v) for k, v in lt.measurements.items()},
             "cpak_class": int(lt.cpak_class),
             "built_in": {k: float(v) for k, v in lt.built_in.items()},
+            "built_in_cpak_class": cpak_class(lt.built_in["aHKA_deg"], lt.built_in["JLO_deg"]),
             "in_image": [bool(v) for v in lt.in_image],
             "hip_stem": bool(lt.hip_stem),
         })

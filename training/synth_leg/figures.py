@@ -44,7 +44,7 @@ def contact_sheet(out: Path, seeds: tuple[int, ...] = tuple(range(8))) -> None:
         ax.axis("off")
     fig.suptitle("Synthetic bilateral standing AP full-leg radiographs (training.synth_leg); "
                  "right leg on the image left; CPAK and HKA per leg (R/L)", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.95))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
@@ -78,7 +78,7 @@ def _draw_leg(ax: Any, pts: np.ndarray, labels: bool, side: str, fs: float) -> N
                     bbox={"boxstyle": "round,pad=0.15", "fc": "black", "alpha": 0.6, "lw": 0})
 
 
-def landmark_figure(out: Path, seed: int = 3) -> None:
+def landmark_figure(out: Path, seed: int = 10) -> None:
     """The scheme on one image: the whole study and zooms of the right leg's joints."""
     import matplotlib
 
@@ -113,8 +113,8 @@ def landmark_figure(out: Path, seed: int = 3) -> None:
     fig.suptitle("Full-leg landmark scheme (inference.leg.landmarks): red = femoral mechanical "
                  "axis, orange = tibial mechanical axis, pink dashed = femoral anatomical axis "
                  "(FVA), cyan/green = condylar/plateau lines, blue = shaft cortex pairs (aTFA), "
-                 "yellow = head outline, violet = diaphysis outline", fontsize=7)
-    fig.tight_layout()
+                 "yellow = head outline, violet = diaphysis outline", fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.95))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)

@@ -385,8 +385,12 @@ def plan_study(
     spacing = least if full_size else max(spacing, least)
     if max_rows is not None:
         spacing = max(spacing, fov_h / max_rows, fov_w / (max_rows * MAX_COLS / MAX_ROWS))
-    elif spacing > 0.2:
-        raise AssertionError(f"field of view too large for 0.2 mm pixels ({fov_w}x{fov_h} mm)")
+    elif spacing > 0.2:  # a large patient: 0.2 mm pixels, the field cut round its centre
+        spacing = 0.2
+        x0 += 0.5 * max(fov_w - MAX_COLS * spacing, 0.0) / magnification
+        y0 += 0.5 * max(fov_h - MAX_ROWS * spacing, 0.0) / magnification
+        if "cut_by_edge" not in hard:
+            hard.append("cut_by_edge")
     rows, cols = int(np.ceil(fov_h / spacing)), int(np.ceil(fov_w / spacing))
     if full_size:
         extra = (MAX_COLS * spacing - fov_w) / magnification
@@ -417,11 +421,20 @@ def plan_study(
     bounds = np.linspace(0, rows, n_exp + 1)
     jitter = (rows / n_exp) * 0.08
     cuts = [0] + [int(b + u(-jitter, jitter)) for b in bounds[1:-1]] + [rows]
+    # stitching software registers on bone; keep the seams off the knee joints
+    knee_rows = [float(((pl.to_patient(pl.anatomy.landmarks[leg.KNEE_CENTRE]) - origin)
+                        * scale)[1]) for pl in legs]
+    keep = 45.0 * scale
+    for j in range(1, n_exp):
+        for kr in knee_rows:
+            if abs(cuts[j] - kr) < keep:
+                cuts[j] = int(kr - keep if cuts[j] < kr else kr + keep)
+    cuts = [0] + sorted(min(max(c, 1), rows - 1) for c in cuts[1:-1]) + [rows]
     base = sample_acquisition(rng)
     base.update({"eq_mm": float(u(30.0, 80.0)), "eq_gain": float(u(0.5, 0.85))})
     exposures = []
     shift = np.zeros(2)
-    mis = 1.0 / spacing if stitching else 0.0
+    mis = 0.5 / spacing if stitching else 0.0
     for k in range(n_exp):
         acq = dict(base)
         acq["heel"] = float(np.clip(base["heel"] + u(-0.1, 0.1), -0.35, 0.35))
