@@ -421,3 +421,40 @@ def test_sr_names_the_algorithm_once_per_knee_with_parameters_in_the_equipment()
                    if e.get("ManufacturerModelName") == ident.name]
     for p in ident.parameters:
         assert p in equipment.ContributionDescription
+
+
+# -- 15. the overlay shows the angle itself -------------------------------------------------
+def test_overlay_axes_meet_and_the_angle_is_drawn_as_an_arc() -> None:
+    import math
+
+    import numpy as np
+    from test_reports_common import pass_case
+
+    from dicom_node.reports import create_overlay_image
+    from dicom_node.reports.overlay import COLOURS, axis_intersection
+    from inference.landmarks import PLATEAU_LATERAL_CORNER, PLATEAU_MEDIAL_CORNER
+
+    source, m = pass_case()  # 640x520: drawn at scale 1
+    rgb = create_overlay_image(source, [m]).pixel_array.astype(int)
+    top = int(np.argmax(np.any(rgb[:, :, :] != COLOURS["banner"], axis=2)[:, 0]))
+    femoral, tibial = m.axes("FTS")["femoral"], m.axes("FTS")["tibial"]
+    width = float(np.linalg.norm(m.landmarks[PLATEAU_LATERAL_CORNER]
+                                 - m.landmarks[PLATEAU_MEDIAL_CORNER]))
+    meet = np.asarray(axis_intersection(femoral, tibial, width))
+    old_end = np.asarray(femoral.distal) + 0.15 * np.subtract(femoral.distal, femoral.proximal)
+    assert np.linalg.norm(meet - old_end) > 10, "the case shows the gap the old drawing left"
+
+    def near(point: np.ndarray, colour: tuple[int, int, int], r: int = 3) -> bool:
+        x, y = int(round(point[0])), int(round(point[1])) + top
+        patch = rgb[y - r:y + r + 1, x - r:x + r + 1]
+        return bool((np.abs(patch - colour).max(axis=2) < 40).any())
+
+    gap = [old_end + t * (meet - old_end) for t in np.linspace(0.1, 0.9, 9)]
+    assert all(near(p, COLOURS["femoral_FTS"]) for p in gap), "femoral axis drawn to the meeting"
+    below = meet + 0.5 * width * tibial.direction
+    assert near(below, COLOURS["tibial"]), "tibial axis drawn from the meeting"
+    radius = 1.1 * width
+    arc_dir = femoral.direction + tibial.direction
+    arc_dir = arc_dir / np.linalg.norm(arc_dir)
+    assert near(meet + radius * arc_dir, COLOURS["text"]), "the angle's arc"
+    assert math.isclose(m.atfa_deg["FTS"], 6.0, abs_tol=0.05)

@@ -125,6 +125,36 @@ def _extend(axis: Axis, fraction: float) -> tuple[tuple[float, float], tuple[flo
     return tuple(p - v), tuple(d + v)
 
 
+def axis_intersection(femoral: Axis, tibial: Axis, joint_width: float) -> tuple[float, float]:
+    """Where the femoral and tibial axes meet (image pixels): their lines' intersection.
+
+    Nearly parallel axes (a near-zero angle) meet far away or never: then the point of the
+    femoral line nearest the tibial axis's proximal end is used, so the drawn axes still
+    meet at the joint. ``joint_width`` (tibial plateau width) bounds "far".
+    """
+    p, u = np.asarray(femoral.proximal, float), femoral.direction
+    q, v = np.asarray(tibial.proximal, float), tibial.direction
+    cross = u[0] * v[1] - u[1] * v[0]
+    nearest = p + u * float(np.dot(q - p, u))
+    if abs(cross) > 1e-6:
+        t = ((q[0] - p[0]) * v[1] - (q[1] - p[1]) * v[0]) / cross
+        x = p + u * t
+        if np.linalg.norm(x - q) <= 1.5 * max(joint_width, 1.0):
+            return float(x[0]), float(x[1])
+    return float(nearest[0]), float(nearest[1])
+
+
+def _arc(draw: ImageDraw.ImageDraw, centre: tuple[float, float], a: npt.NDArray[np.float64],
+         b: npt.NDArray[np.float64], radius: float, colour: RGB, width: int) -> None:
+    """The smaller arc from direction ``a`` to direction ``b`` around ``centre``."""
+    start = math.degrees(math.atan2(a[1], a[0]))
+    end = math.degrees(math.atan2(b[1], b[0]))
+    if (end - start) % 360 > 180:
+        start, end = end, start
+    box = [centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius]
+    draw.arc(box, start, end, fill=colour, width=width)
+
+
 def _dashed(draw: ImageDraw.ImageDraw, a: tuple[float, float], b: tuple[float, float],
             colour: RGB, width: int) -> None:
     length = math.dist(a, b)
@@ -172,17 +202,35 @@ def _draw_knee(draw: ImageDraw.ImageDraw, m: KneeMeasurement, scale: float, styl
     anchor = to_canvas((float(lateral[0]) + outward * 0.25 * width,
                         float(lateral[1]) - 0.6 * width))
     if passed:
-        for method in ("FTS", "FNTS"):
-            a, b = _extend(m.axes(method)["femoral"], 0.15)
-            a, b = to_canvas(a), to_canvas(b)
+        # each femoral axis and the tibial axis drawn to where they meet, the angle as an arc
+        tibial = m.axes("FTS")["tibial"]
+        meet = axis_intersection(m.axes("FTS")["femoral"], tibial, width)
+        for method in ("FNTS", "FTS"):  # FTS last: the arc is FTS's
+            femoral = m.axes(method)["femoral"]
+            here = axis_intersection(femoral, tibial, width)
+            start, _ = _extend(femoral, 0.15)
+            a, b = to_canvas(start), to_canvas(here)
             if method == "FTS":  # wide solid line under the dashed FNTS one: both stay visible
                 draw.line([a, b], fill=COLOURS["femoral_FTS"], width=2 * style.line_px)
             else:
                 _dashed(draw, a, b, COLOURS["femoral_FNTS"], style.line_px)
-        a, b = _extend(m.axes("FTS")["tibial"], 0.35)
-        draw.line([to_canvas(a), to_canvas(b)], fill=COLOURS["tibial"], width=2 * style.line_px)
+        _, end = _extend(tibial, 0.35)
+        draw.line([to_canvas(meet), to_canvas(end)], fill=COLOURS["tibial"],
+                  width=2 * style.line_px)
+        centre = to_canvas(meet)
+        radius = 1.1 * width * scale  # long arms: a few degrees still show as a wedge
+        u = m.axes("FTS")["femoral"].direction  # proximal -> distal: the femoral axis continued
+        _dashed(draw, centre, (centre[0] + u[0] * radius * 1.2, centre[1] + u[1] * radius * 1.2),
+                COLOURS["femoral_FTS"], style.line_px)
+        _arc(draw, centre, u, tibial.direction, radius, COLOURS["text"], 2 * style.line_px)
+        # the value beside the arc, outward (off the bone), joined to the arc by a leader
+        anchor = (centre[0] + outward * (0.9 * width * scale), centre[1] + radius)
+        mid = u + tibial.direction
+        mid = mid / max(float(np.linalg.norm(mid)), 1e-9)
+        draw.line([(centre[0] + mid[0] * radius, centre[1] + mid[1] * radius), anchor],
+                  fill=COLOURS["text"], width=max(1, style.line_px // 2))
         at = m.atfa_deg
-        lines = [f"{_SIDE[m.laterality]} knee", f"FTS {at['FTS']:+.1f}\N{DEGREE SIGN}",
+        lines = [f"{_SIDE[m.laterality]} knee", f"aTFA FTS {at['FTS']:+.1f}\N{DEGREE SIGN}",
                  f"FNTS {at['FNTS']:+.1f}\N{DEGREE SIGN}", m.verdict.upper()]
         colour = COLOURS["text"]
     else:
@@ -237,9 +285,8 @@ def draw_overlay(gray: npt.NDArray[np.uint8], measurements: Sequence[KneeMeasure
     for m in measurements:
         colour = COLOURS["text"] if m.quality == "pass" else COLOURS["flagged"]
         panel += [(t, colour) for t in _wrap(probe, knee_summary(m), font, width - 2 * margin)]
-    legend = ("Lines: yellow = femoral axis FTS, magenta dashed = femoral axis FNTS, "
-              "cyan = tibial axis, green dots = landmarks. "
-              "aTFA sign: valgus positive, varus negative.")
+    legend = ("Yellow: femoral axis (FTS); magenta dashed: femoral axis (FNTS); cyan: tibial "
+              "axis; white arc: aTFA. Valgus +, varus -.")
     notice = "Trained on synthetic images only; must be reviewed by a clinician. " + footer
     for text in (legend, notice):
         panel += [(t, COLOURS["text"]) for t in _wrap(probe, text, font, width - 2 * margin)]
