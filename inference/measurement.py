@@ -51,6 +51,17 @@ class KneeMeasurement:
     pixel_spacing_mm: tuple[float, float] | None = None
     model: ModelInfo | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    #: Calibrated 95 % half-width of each aTFA in degrees (``inference.uncertainty``);
+    #: empty when unknown.
+    atfa_ci95_deg: dict[str, float] = field(default_factory=dict)
+    #: The raw spreads behind it: ``{"frames": {...}, "spread": {...}}`` (degrees).
+    atfa_sd_deg: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def atfa_interval_deg(self) -> dict[str, tuple[float, float]]:
+        """95 % interval ``(low, high)`` of each aTFA (empty when no half-width is known)."""
+        a = self.atfa_deg
+        return {m: (a[m] - hw, a[m] + hw) for m, hw in self.atfa_ci95_deg.items()}
 
     @property
     def atfa_deg(self) -> dict[str, float]:

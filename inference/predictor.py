@@ -39,6 +39,7 @@ from inference.measurement import KneeMeasurement, ModelInfo
 from inference.networks import HourglassConfig, HourglassNet, PhaseConfig, PhaseNet
 from inference.pixels import RadiographPixels, normalize_intensity, read_radiograph
 from inference.quality import QualityThresholds, assess
+from inference.uncertainty import assess_angles
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = "manifest.json"
@@ -105,6 +106,8 @@ class KneeCandidate:
     laterality: str
     view: str
     side_certainty: float = 1.0
+    #: ``(F, 141, 2)`` landmarks of every local-search frame (final pass first), or None.
+    frame_landmarks: npt.NDArray[np.float64] | None = None
 
 
 class KneePredictor:
@@ -322,8 +325,9 @@ class KneePredictor:
             if np.linalg.norm(new_l - new_m) < 2.0:
                 break
             medial, lateral = new_m, new_l
+        stack = None
         if self.tta_frames > 0:
-            pts = self._frame_ensemble(image, frame, pts)
+            pts, stack = self._frame_ensemble(image, frame, pts)
         spread = result["spread"][0].cpu().double().numpy() / frame.scale * 100.0
         logits = torch.sigmoid(result["logits"][0]).cpu().numpy()
         post = float(logits[0])
@@ -333,13 +337,16 @@ class KneePredictor:
             landmarks=pts, spread_pct=spread, post_probability=post,
             frame_probability=float(logits[1]), knee_probability=hit.knee_probability,
             laterality=frame.laterality, view=hit.view, side_certainty=side_certainty,
+            frame_landmarks=stack,
         )
 
     @torch.no_grad()
     def _frame_ensemble(
         self, image: torch.Tensor, frame: PatchFrame, pts: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.float64]:
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Average the landmarks over ``tta_frames`` slightly moved, turned and scaled frames.
+
+        Returns the mean and the ``(F, N, 2)`` stack of every frame (final pass first).
 
         The perturbations are a fixed pattern (by default 2 % of the plateau width, 2
         degrees, 2 % scale; see ``tta_amplitude``), so results are reproducible.
@@ -362,8 +369,8 @@ class KneePredictor:
             patches.append(_model_input(cut_patch(image, f.matrix, self.patch_size,
                                                   cache=self._cache))[0])
         out = self.local_net(torch.stack(patches).to(self.device))["coords"].cpu().double().numpy()
-        stack = [pts] + [f.to_image(c) for f, c in zip(frames, out, strict=True)]
-        return np.mean(stack, axis=0)
+        stack = np.stack([pts] + [f.to_image(c) for f, c in zip(frames, out, strict=True)])
+        return np.mean(stack, axis=0), stack
 
     def predict(
         self, image: npt.NDArray[np.floating]
@@ -410,12 +417,16 @@ class KneePredictor:
                 side_certainty=c.side_certainty,
                 thresholds=self.thresholds,
             )
-            reasons = q.reasons
+            frames = None if c.frame_landmarks is None else c.frame_landmarks[:, :n]
+            unc = assess_angles(pts, c.spread_pct[:n], frames)
+            reasons = q.reasons + tuple(unc.reasons())
             out.append(KneeMeasurement(
                 landmarks=pts, phase=phase, laterality=c.laterality,  # type: ignore[arg-type]
-                quality=q.quality, confidence=q.confidence,  # type: ignore[arg-type]
+                quality="flag" if reasons else "pass", confidence=q.confidence,
                 flag_reasons=reasons, pixel_spacing_mm=pixel_spacing_mm, model=self.model_info,
                 timings_ms={k: round(v, 1) for k, v in timings_ms.items()},
+                atfa_ci95_deg=unc.half_width,
+                atfa_sd_deg={"frames": unc.frame_sd, "spread": unc.spread_sd},
             ))
         return out
 

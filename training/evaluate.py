@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,9 @@ class KneeResult:
     atfa_true: dict[str, float]
     atfa_pred: dict[str, float]
     flag_reasons: tuple[str, ...] = ()
+    #: calibrated 95 % half-width per method and the raw spreads behind it (degrees)
+    atfa_ci95: dict[str, float] = field(default_factory=dict)
+    atfa_sd: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def point_to_curve(points: npt.ArrayLike, curve: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -151,7 +154,15 @@ def summarise(results: list[KneeResult]) -> dict[str, Any]:
         s["atfa_icc"][m] = icc_with_ci(p, t)
         s["bland_altman"][m] = {"bias": round(float(d.mean()), 3),
                                 "sd": round(float(d.std(ddof=1)) if len(d) > 1 else 0.0, 3)}
+    from training.robustness import agreement
+
+    s["agreement"] = agreement(results)
     return s
+
+
+def result_records(results: list[KneeResult]) -> list[dict[str, Any]]:
+    """Per-knee records (JSON-ready), so figures can be recomputed without re-running."""
+    return [asdict(r) for r in results]
 
 
 def evaluate_folder(predictor: Any, data: Path, limit: int | None = None,
@@ -183,7 +194,8 @@ def evaluate_folder(predictor: Any, data: Path, limit: int | None = None,
                 n_points=int(c["n_points"]), flagged=best.quality != "pass",
                 confidence=best.confidence,
                 atfa_true={m: float(k["atfa_deg"][m]) for m in METHODS},
-                atfa_pred=best.atfa_deg, flag_reasons=best.flag_reasons))
+                atfa_pred=best.atfa_deg, flag_reasons=best.flag_reasons,
+                atfa_ci95=dict(best.atfa_ci95_deg), atfa_sd=dict(best.atfa_sd_deg)))
         if progress is not None:
             progress()
     return results

@@ -1,0 +1,92 @@
+"""The aTFA interval (inference.uncertainty) and the agreement figures (training.robustness)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from inference import landmarks as lm
+from inference.uncertainty import MAX_HALF_WIDTH_DEG, assess_angles, combine, frame_sd, spread_sd
+from training.robustness import agreement, auroc, calibrate, deming, ols
+
+
+def _knee() -> np.ndarray:
+    from training.independent.truth import draw
+
+    return draw(5, phase="pre", max_side=400).landmarks
+
+
+def test_frame_sd_is_zero_for_identical_frames_and_grows_with_jitter() -> None:
+    pts = _knee()
+    same = np.stack([pts] * 5)
+    assert frame_sd(same) == {"FTS": 0.0, "FNTS": 0.0}
+    rng = np.random.default_rng(0)
+    small = same + rng.normal(0, 0.5, same.shape)
+    large = same + rng.normal(0, 3.0, same.shape)
+    assert 0 < frame_sd(small)["FTS"] < frame_sd(large)["FTS"]
+
+
+def test_spread_sd_scales_with_the_spread() -> None:
+    pts = _knee()
+    a = spread_sd(pts, np.full(len(pts), 2.0))
+    b = spread_sd(pts, np.full(len(pts), 4.0))
+    assert b["FTS"] == pytest.approx(2 * a["FTS"])
+    assert b["FNTS"] == pytest.approx(2 * a["FNTS"])
+
+
+def test_wide_interval_flags() -> None:
+    pts = _knee()
+    narrow = assess_angles(pts, np.full(len(pts), 0.1), None)
+    wide = assess_angles(pts, np.full(len(pts), 60.0), None)
+    assert narrow.reasons() == []
+    assert wide.half_width["FTS"] > MAX_HALF_WIDTH_DEG and wide.reasons()
+    with pytest.raises(ValueError, match="scale"):
+        combine({"FTS": 1, "FNTS": 1}, {"FTS": 1, "FNTS": 1}, scale=0.0)
+
+
+def test_regressions_recover_a_known_line() -> None:
+    x = np.linspace(-15, 20, 50)
+    y = 0.8 * x + 1.0
+    assert ols(x, y) == pytest.approx((0.8, 1.0))
+    assert deming(x, y) == pytest.approx((0.8, 1.0))
+
+
+def test_auroc_extremes() -> None:
+    assert auroc([1, 2, 3, 4], [False, False, True, True]) == 1.0
+    assert auroc([4, 3, 2, 1], [False, False, True, True]) == 0.0
+    assert auroc([1, 1, 1, 1], [False, True, False, True]) == 0.5
+
+
+def _result(true: float, pred: float, hw: float, flagged: bool = False) -> SimpleNamespace:
+    return SimpleNamespace(atfa_true={"FTS": true, "FNTS": true},
+                           atfa_pred={"FTS": pred, "FNTS": pred}, flagged=flagged,
+                           atfa_ci95={"FTS": hw, "FNTS": hw},
+                           atfa_sd={"frames": {"FTS": hw / 2, "FNTS": hw / 2},
+                                    "spread": {"FTS": 0.0, "FNTS": 0.0}})
+
+
+def test_agreement_counts_coverage_and_unflagged_errors() -> None:
+    res = [_result(t, 0.8 * t, 1.0) for t in np.linspace(-10, 10, 21)]
+    res.append(_result(5.0, 9.0, 0.5, flagged=False))
+    a = agreement(res)["FTS"]
+    assert a["unflagged_over_2_5_deg"] == 1
+    assert a["max_unflagged_error_deg"] == pytest.approx(4.0)
+    assert 0 < a["interval_coverage_pct"] < 100
+    assert a["ols_slope"] < 0.95
+
+
+def test_calibrate_reaches_the_target_coverage() -> None:
+    rng = np.random.default_rng(1)
+    recs = []
+    for _ in range(400):
+        s = float(rng.uniform(0.1, 1.0))
+        e = float(rng.normal(0, s))
+        r = _result(0.0, e, 0.0)
+        r.atfa_sd = {"frames": {"FTS": s, "FNTS": s}, "spread": {"FTS": 1.0, "FNTS": 1.0}}
+        recs.append(vars(r))
+    cal = calibrate(recs)
+    assert cal["chosen"]["weight"] == 0.0  # the spread term carries no information here
+    assert 1.6 < cal["chosen"]["scale"] < 2.4
+    assert lm.N_PRE_OP == 113
