@@ -2,9 +2,10 @@
 
 Prints and writes (``benchmarks/synth_leg.json``):
 
-* per-joint training crop (512 x 512, :func:`training.synth_leg.render_joint_crop`): median and
-  p95 milliseconds, wall clock and process CPU time, on one core (the generator is
-  single-threaded numpy/scipy; BLAS/OpenMP threads are set to 1);
+* per-joint training crop (:func:`training.synth_leg.render_joint_crop`; 512 x 512, the
+  papers' ROI size, and 256 x 256): median and p95 milliseconds, wall clock and process
+  CPU time, on one core (the generator is single-threaded numpy/scipy; BLAS/OpenMP threads
+  are set to 1);
 * full 2800 x 8100 DICOM (``plan_study(full_size=True)``, render, dataset, Explicit VR Little
   Endian file written): seconds per file, split into plan, render, dataset and write.
 
@@ -50,20 +51,24 @@ def run(crops: int = 60, full: int = 2, seed: int = 900_000_000, size: int = 512
     )
 
     load_before = [round(v, 2) for v in os.getloadavg()]
-    wall, cpu = [], []
-    render_joint_crop(plan_study(seed), "R", "knee", size)  # warm-up (imports, caches)
-    k = 0
-    while k < crops:
-        st = plan_study(seed + 1 + k // 6)
-        for side in ("R", "L"):
-            for joint in JOINTS:
-                if k >= crops:
-                    break
-                t0, c0 = time.perf_counter(), time.process_time()
-                render_joint_crop(st, side, joint, size)
-                wall.append(time.perf_counter() - t0)
-                cpu.append(time.process_time() - c0)
-                k += 1
+    crop_figures: dict[str, Any] = {}
+    for sz in dict.fromkeys((size, 256)):
+        wall, cpu = [], []
+        render_joint_crop(plan_study(seed), "R", "knee", sz)  # warm-up (imports, caches)
+        k = 0
+        while k < crops:
+            st = plan_study(seed + 1 + k // 6)
+            for side in ("R", "L"):
+                for joint in JOINTS:
+                    if k >= crops:
+                        break
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    render_joint_crop(st, side, joint, sz)
+                    wall.append(time.perf_counter() - t0)
+                    cpu.append(time.process_time() - c0)
+                    k += 1
+        crop_figures[str(sz)] = {"size": [sz, sz], "wall": _stats(wall, 1000.0),
+                                 "cpu": _stats(cpu, 1000.0)}
     parts: dict[str, list[float]] = {"plan": [], "render": [], "dataset": [], "write": [],
                                      "total": [], "total_cpu": []}
     shapes = []
@@ -88,8 +93,8 @@ def run(crops: int = 60, full: int = 2, seed: int = 900_000_000, size: int = 512
         "command": f"python -m training.synth_leg.bench --crops {crops} --full {full} "
                    f"--seed {seed} --size {size}",
         "generator_version": FULL_LEG_GENERATOR_VERSION,
-        "joint_crop_ms": {"size": [size, size], "wall": _stats(wall, 1000.0),
-                          "cpu": _stats(cpu, 1000.0)},
+        "joint_crop_ms": crop_figures[str(size)],
+        "joint_crop_ms_by_size": crop_figures,
         "full_dicom_s": {"shape": shapes, "syntax": "explicit",
                          **{k: _stats(v, 1.0) for k, v in parts.items()}},
         "threads": 1,
@@ -100,9 +105,11 @@ def run(crops: int = 60, full: int = 2, seed: int = 900_000_000, size: int = 512
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    jc, fd = result["joint_crop_ms"], result["full_dicom_s"]
-    print(f"joint crop {size}x{size}: median {jc['wall']['median']:.1f} ms wall, "
-          f"{jc['cpu']['median']:.1f} ms CPU (p95 {jc['wall']['p95']:.1f} ms wall), n={len(wall)}")
+    fd = result["full_dicom_s"]
+    for sz, fig in crop_figures.items():
+        print(f"joint crop {sz}x{sz}: median {fig['wall']['median']:.1f} ms wall, "
+              f"{fig['cpu']['median']:.1f} ms CPU (p95 {fig['wall']['p95']:.1f} ms wall), "
+              f"n={fig['wall']['n']}")
     print(f"full DICOM {shapes[0][1]}x{shapes[0][0]}: median {fd['total']['median']:.2f} s "
           f"(render {fd['render']['median']:.2f} s, write {fd['write']['median']:.2f} s), "
           f"CPU {fd['total_cpu']['median']:.2f} s")
