@@ -49,7 +49,7 @@ def test_bench_ingest_on_two_tiny_images_writes_json_and_doc(tmp_path: Path) -> 
         parts = {r["part"]: r for r in ing["profile"]["handler_parts"]}
         assert parts["C-STORE handler (all)"]["calls"] == 2
     verdicts = {t["target"].split(" ")[0]: t["met"] for t in res["targets"]}
-    assert verdicts == {"ingest": ing["met"], "end": None, "worker": None}
+    assert verdicts == {"ingest": ing["met"], "end": None, "worker": None, "serve": None}
     assert "e2e" not in res and len(res["load_average_before"]) == 3
     text = doc.read_text()
     assert "## 1. Ingest" in text and str(ing["ratio_node_to_storescp"]) in text
