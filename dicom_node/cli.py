@@ -6,6 +6,8 @@ Imports are done inside the commands so ``knee-node --help`` stays fast (no torc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(
@@ -28,11 +30,26 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def _register() -> None:
-    """Attach the sub-commands of each part of the product."""
-    import importlib
+#: The node's own operations: run as ``knee-node <one of these>`` they need only
+#: ``dicom_node.commands``, so the generator and the models (scipy, ...) are not imported
+#: and ``scripts/serve`` listens sooner. ``knee-node --help`` still lists everything.
+NODE_COMMANDS = frozenset({"serve", "worker", "status", "resend", "purge", "check-config", "db"})
 
-    for name in COMMAND_MODULES:
+
+def _modules_for(argv: list[str]) -> tuple[str, ...]:
+    """The command modules to import for a command line (``sys.argv[1:]``)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return ("dicom_node.commands",) if first in NODE_COMMANDS else COMMAND_MODULES
+
+
+def _register() -> None:
+    """Attach the sub-commands of each part of the product (of the node only, when the
+    command line runs one of :data:`NODE_COMMANDS`)."""
+    import importlib
+    import sys
+
+    argv = sys.argv[1:] if Path(sys.argv[0]).name in ("knee-node", "cli.py", "-m") else []
+    for name in _modules_for(argv):
         importlib.import_module(name).register(app)
 
 

@@ -90,7 +90,8 @@ def test_demo_command_passes_three_times_with_the_shipped_model(tmp_path: Path) 
         out = _cli("demo", "--out", str(tmp_path / "demo"), cwd=tmp_path, timeout=300)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "SR received by the demo PACS" in out.stdout
-        assert "aTFA by FTS" in out.stdout
+        # a result: angles, or (a flagged knee) the flag without any angle
+        assert "aTFA by FTS" in out.stdout or "FLAGGED: no reliable measurement" in out.stdout
         assert "Traceback" not in out.stderr
 
 
