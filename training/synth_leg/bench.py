@@ -106,8 +106,8 @@ def run(crops: int = 60, full: int = 2, seed: int = 900_000_000, size: int = 512
         "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     fd = result["full_dicom_s"]
-    for sz, fig in crop_figures.items():
-        print(f"joint crop {sz}x{sz}: median {fig['wall']['median']:.1f} ms wall, "
+    for key, fig in crop_figures.items():
+        print(f"joint crop {key}x{key}: median {fig['wall']['median']:.1f} ms wall, "
               f"{fig['cpu']['median']:.1f} ms CPU (p95 {fig['wall']['p95']:.1f} ms wall), "
               f"n={fig['wall']['n']}")
     print(f"full DICOM {shapes[0][1]}x{shapes[0][0]}: median {fd['total']['median']:.2f} s "
