@@ -231,3 +231,14 @@ def test_full_size_image_renders(tmp_path: Path) -> None:
     r = render_full(st)
     assert r.pixels.shape == (8100, 2800)
     assert int(r.pixels.max()) < 2 ** r.bits_stored
+
+
+def test_crop_beyond_the_image_edge_is_padding() -> None:
+    st = plan_study(20004)  # its field of view cuts through the femoral heads
+    assert "cut_by_edge" in st.hard_cases
+    c = render_joint_crop(st, "R", "hip", 128)
+    # rows of the crop above stored row 0 are zero, rows below are not
+    top = int(np.ceil(-c.box[1] * 128 / c.box[2])) - 1
+    assert top > 4
+    assert np.all(c.image[:top] == 0.0)
+    assert float(c.image[top + 2:].mean()) > 0.05

@@ -424,6 +424,9 @@ def render_joint_crop(study: FullLegStudy, side: str, joint: str, size: int = 51
         Output side in pixels (64..2048).
     jitter_mm
         Random shift of the region centre (uniform in +-jitter_mm on each axis, seeded).
+
+    Where the region runs past the stored image's edges the crop is 0, as a crop of the
+    stored image padded with zeros would be.
     """
     if side not in ("R", "L"):
         raise ValueError(f"side must be 'R' or 'L', got {side!r}")
@@ -445,6 +448,13 @@ def render_joint_crop(study: FullLegStudy, side: str, joint: str, size: int = 51
     zoom = size / side_px
     region = Region(x0, y0, zoom, (size, size), (float(e.shift_px[0]), float(e.shift_px[1])))
     img = render(_scene(study, region, ankle_fade=True), rng, e.acquisition)
+    # beyond the stored image's edges a crop of it holds no signal (padding, 0)
+    rows, cols = study.shape
+    sx = x0 + (np.arange(size) + 0.5) / zoom - 0.5
+    sy = y0 + (np.arange(size) + 0.5) / zoom - 0.5
+    outside = ((sy < -0.5) | (sy > rows - 0.5))[:, None] | ((sx < -0.5) | (sx > cols - 0.5))[None]
+    if outside.any():
+        img = np.where(outside, np.float32(0.0), img).astype(np.float32)
     true = study.leg_true_px(i)
     return JointCrop(image=img, landmarks=region.true_to_region(true), side=side, joint=joint,
                      box=(x0, y0, float(side_px)), mm_per_px=ROI_MM[joint] / size)
