@@ -25,6 +25,7 @@ from dicom_node.errors import KneeNodeError
 from dicom_node.settings import Settings
 
 if TYPE_CHECKING:
+    from dicom_node.db import Job
     from dicom_node.measurer import Measurer
     from dicom_node.node import KneeNode
 
@@ -93,7 +94,7 @@ def _fresh_uids(ds: Dataset, truth: dict[str, object]) -> None:
     truth["study_instance_uid"] = str(ds.StudyInstanceUID)
 
 
-def _state(node: KneeNode, sop_uid: str) -> tuple[str, str | None, object | None]:
+def _state(node: KneeNode, sop_uid: str) -> tuple[str, str | None, Job | None]:
     """(instance state, reason, newest job) of the demo instance; ``("not recorded", ...)``."""
     from sqlalchemy import select
 
@@ -231,7 +232,9 @@ def _wait_for_sr(
     """Watch the demo instance until its SR reached the demo PACS; fail on a dead end."""
     deadline = time.monotonic() + timeout_s
     told: set[str] = set()
-    state, reason, job = "not recorded", None, None
+    state: str = "not recorded"
+    reason: str | None = None
+    job: Job | None = None
 
     def once(key: str, line: str) -> None:
         if key not in told:

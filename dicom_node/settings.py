@@ -573,7 +573,7 @@ def resolve_relative_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                 node[keys[-1]] = str((base / value).resolve())
     db = out.get("database")
     url = db.get("url") if isinstance(db, dict) else None
-    if isinstance(url, str) and url.startswith("sqlite"):
+    if isinstance(db, dict) and isinstance(url, str) and url.startswith("sqlite"):
         m = re.match(r"^(sqlite(\+\w+)?:///)([^/].*)$", url)
         if m and m.group(3) != ":memory:":
             db["url"] = m.group(1) + str((base / m.group(3)).resolve())

@@ -75,6 +75,7 @@ def open_database_or_exit(settings: Settings, config: Path | None) -> Database:
     except SQLAlchemyError as exc:
         db.dispose()
         shown = url if settings.database.url is None else "database.url"
-        typer.echo(f"error: cannot open the database ({shown}): {exc.orig or exc}", err=True)
+        why = getattr(exc, "orig", None) or exc
+        typer.echo(f"error: cannot open the database ({shown}): {why}", err=True)
         raise typer.Exit(1) from None
     return db

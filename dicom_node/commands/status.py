@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from dicom_node.commands.common import CONFIG_OPTION, open_database_or_exit, settings_or_exit
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from sqlalchemy.orm import Session
+
+    from dicom_node.db import Job
 
 #: Characters of the SHA-256 of the Study Instance UID shown (enough to tell studies apart).
 STUDY_HASH_CHARS = 10
@@ -48,7 +56,7 @@ def _accession(sr_path: str | None) -> str:
     return str(ds.get("AccessionNumber", "") or "")
 
 
-def _console() -> object:
+def _console() -> Console:
     from rich.console import Console
 
     return Console(width=None if sys.stdout.isatty() else 200)
@@ -68,7 +76,7 @@ def status(
     from rich.table import Table
     from sqlalchemy import func, select
 
-    from dicom_node.db import Delivery, Job, ReceivedInstance
+    from dicom_node.db import Job, ReceivedInstance
 
     settings = settings_or_exit(config)
     db = open_database_or_exit(settings, config)
@@ -119,39 +127,41 @@ def status(
                     select(ReceivedInstance.state, func.count()).group_by(ReceivedInstance.state)
                 ).all()
             )
-            destinations = _destinations(s, Delivery)
+            destinations = _destinations(s)
     finally:
         db.dispose()
-    console.print(table)  # type: ignore[attr-defined]
-    console.print(  # type: ignore[attr-defined]
+    console.print(table)
+    console.print(
         "received instances: "
         + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
         + ("" if instances else " (`knee-node status --instances` lists them with reasons)")
     )
     for line in destinations:
-        console.print(line, markup=False)  # type: ignore[attr-defined]
+        console.print(line, markup=False)
 
 
-def _job_error(j: object) -> str:
+def _job_error(j: Job) -> str:
     """The job's error, else each undelivered destination's last error and what to do."""
-    if j.error:  # type: ignore[attr-defined]
-        return str(j.error)[:120]  # type: ignore[attr-defined]
+    if j.error:
+        return str(j.error)[:120]
     parts = [
         f"{d.destination}: {d.state} after {d.attempts} attempt(s): {d.last_error}"
-        for d in j.deliveries  # type: ignore[attr-defined]
+        for d in j.deliveries
         if d.state != "delivered" and d.last_error
     ]
-    if any(d.state == "failed" for d in j.deliveries):  # type: ignore[attr-defined]
-        parts.append(f"`knee-node resend --job {j.id}`")  # type: ignore[attr-defined]
+    if any(d.state == "failed" for d in j.deliveries):
+        parts.append(f"`knee-node resend --job {j.id}`")
     return "; ".join(parts)[:240]
 
 
-def _destinations(s: object, Delivery: type) -> list[str]:
+def _destinations(s: Session) -> list[str]:
     """One line per destination: delivered/failed counts and the last error, if any."""
     from sqlalchemy import select
 
-    rows = s.scalars(select(Delivery).order_by(Delivery.id)).all()  # type: ignore[attr-defined]
-    by_name: dict[str, list[object]] = {}
+    from dicom_node.db import Delivery
+
+    rows = s.scalars(select(Delivery).order_by(Delivery.id)).all()
+    by_name: dict[str, list[Delivery]] = {}
     for d in rows:
         by_name.setdefault(d.destination, []).append(d)
     lines = []
@@ -172,7 +182,7 @@ def _destinations(s: object, Delivery: type) -> list[str]:
     return lines
 
 
-def _instances_table(s: object, limit: int, wanted: str | None) -> object:
+def _instances_table(s: Session, limit: int, wanted: str | None) -> Table:
     """Recent received instances with state and, when not measured, why."""
     from rich.table import Table
     from sqlalchemy import select
@@ -184,7 +194,7 @@ def _instances_table(s: object, limit: int, wanted: str | None) -> object:
                 "state", "job", "reason"):
         table.add_column(col)
     q = select(ReceivedInstance).order_by(ReceivedInstance.id.desc())
-    for inst in s.scalars(q).all():  # type: ignore[attr-defined]
+    for inst in s.scalars(q).all():
         tag = study_tag(inst.study_instance_uid)
         if wanted is not None and tag != wanted:
             continue

@@ -208,8 +208,8 @@ def _draw_knee(draw: ImageDraw.ImageDraw, m: KneeMeasurement, scale: float, styl
         for method in ("FNTS", "FTS"):  # FTS last: the arc is FTS's
             femoral = m.axes(method)["femoral"]
             here = axis_intersection(femoral, tibial, width)
-            start, _ = _extend(femoral, 0.15)
-            a, b = to_canvas(start), to_canvas(here)
+            far, _ = _extend(femoral, 0.15)
+            a, b = to_canvas(far), to_canvas(here)
             if method == "FTS":  # wide solid line under the dashed FNTS one: both stay visible
                 draw.line([a, b], fill=COLOURS["femoral_FTS"], width=2 * style.line_px)
             else:
