@@ -38,6 +38,21 @@ def table_commands(text: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     return rows
 
 
+def readme_commands(text: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Every ```knee-node ...``` code span of the README (table or prose), as above."""
+    spans = sorted(set(re.findall(r"`(knee-node [^`]+)`", text)))
+    rows = []
+    for span in spans:
+        tokens = span.split()[1:]
+        path = []
+        for tok in tokens:
+            if not _WORD.match(tok):
+                break
+            path.append(tok)
+        rows.append((tuple(path), tuple(sorted(set(re.findall(r"--[a-z][a-z0-9-]*", span))))))
+    return rows
+
+
 def test_the_table_is_parsed() -> None:
     rows = dict(table_commands(README.read_text()))
     assert ("predict",) in rows and rows[("predict",)] == ("--out",)
@@ -45,7 +60,9 @@ def test_the_table_is_parsed() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "options"), table_commands(README.read_text()), ids=lambda v: " ".join(v)
+    ("path", "options"),
+    sorted(set(table_commands(README.read_text()) + readme_commands(README.read_text()))),
+    ids=lambda v: " ".join(v),
 )
 def test_readme_command_has_its_options(path: tuple[str, ...], options: tuple[str, ...]) -> None:
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
