@@ -60,9 +60,12 @@ def register(app: typer.Typer) -> None:
             if not knees:
                 typer.echo(json.dumps({"error": "no knee found in the image"}))
                 raise typer.Exit(2)
+            from dicom_node.reports.source_attributes import clean_source_attributes
+
+            warnings = clean_source_attributes(ds)  # as the node does before copying them
             results = make_results(settings_or_exit(config), ds, knees)
             sr_path, sc_path = results.save(out)
-            written = {"sr": str(sr_path), "sc": str(sc_path)}
+            written = {"sr": str(sr_path), "sc": str(sc_path), "warnings": warnings}
         typer.echo(json.dumps({"file": str(file), "knees": [k.to_json() for k in knees],
                                **({"written": written} if written else {})}))
 
