@@ -25,7 +25,7 @@ from dicom_node.errors import KneeNodeError
 from dicom_node.settings import Settings
 
 if TYPE_CHECKING:
-    from dicom_node.db import Job
+    from dicom_node.db import Job, Measurement
     from dicom_node.measurer import Measurer
     from dicom_node.node import KneeNode
 
@@ -58,6 +58,8 @@ class DemoResult:
     sc_path: Path | None
     received: list[Path]
     quality: str | None = "pass"
+    #: One line per knee in the image (an image may show both knees).
+    knees: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """Human-readable lines for the terminal (a flagged result shows no angle)."""
@@ -78,6 +80,7 @@ class DemoResult:
             )
         lines = [
             first,
+            *(f"  {k}" for k in self.knees if len(self.knees) > 1),
             f"SR written to {self.sr_path}",
             f"SC written to {self.sc_path}",
             "received by the demo PACS: " + ", ".join(str(p) for p in self.received),
@@ -112,7 +115,18 @@ def _state(node: KneeNode, sop_uid: str) -> tuple[str, str | None, Job | None]:
         job = max(inst.jobs, key=lambda j: j.id) if inst.jobs else None
         if job is not None:
             job.deliveries  # noqa: B018 -- load before the session closes
+            job.measurements  # noqa: B018
         return inst.state, inst.reason, job
+
+
+def _knee_line(k: Measurement) -> str:
+    """One knee of the result; a flagged one without any angle."""
+    side = {"L": "left", "R": "right"}.get(k.laterality, k.laterality)
+    if k.quality != "pass" or k.atfa_fts_deg is None or k.atfa_fnts_deg is None:
+        why = "; ".join(k.flag_reasons or []) or "quality check failed"
+        return f"{side} knee: FLAGGED, no reliable measurement ({why})"
+    return (f"{side} knee: aTFA by FTS {k.atfa_fts_deg:+.1f} deg, by FNTS "
+            f"{k.atfa_fnts_deg:+.1f} deg ({k.verdict})")
 
 
 def run_demo(
@@ -276,6 +290,7 @@ def _wait_for_sr(
                 Path(job.sc_path) if job.sc_path else None,
                 list(received),
                 job.quality,
+                tuple(_knee_line(k) for k in job.measurements),
             )
         if time.monotonic() >= deadline:
             now = f"instance {state}" + (f", job {job.id} {job.state}" if job else "")
