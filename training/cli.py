@@ -23,7 +23,19 @@ def register(app: typer.Typer) -> None:
             None, help="Start from these exported weights (e.g. inference/weights): fine-tune."
         ),
     ) -> None:
-        """Train the global- and local-search models on synthetic radiographs."""
+        """Train the global- and local-search models on synthetic radiographs.
+
+        A config with ``kind: full-leg`` (training/configs/*_leg.yaml) trains a full-leg
+        per-joint landmark method instead (training.leg_train).
+        """
+        from training.leg_train import is_leg_config
+
+        if is_leg_config(config):
+            from training.leg_train import run as run_leg
+
+            typer.echo(json.dumps({k: v for k, v in run_leg(config, out).items()
+                                   if k != "loss"}, default=str))
+            return
         from training.train import run
 
         bad = set(stage) - {"global", "local", "phase"}
