@@ -54,6 +54,21 @@ def register(app: typer.Typer) -> None:
 
         typer.echo(json.dumps(export_from_checkpoints(run, out)))
 
+    @app.command("evaluate-leg")
+    def evaluate_leg(
+        data: Path = typer.Option(..., help="Folder written by `knee-node synth --kind full-leg`."),
+        method: list[str] = typer.Option(..., help="NAME=PATH of a full-leg model.pt (repeat)."),
+        jitter_mm: float = typer.Option(10.0, help="ROI centre jitter round the true joint."),
+        limit: int | None = typer.Option(None, help="Only the first N instances."),
+        out: Path = typer.Option(Path("docs/results"), help="Where full_leg_eval.* go."),
+    ) -> None:
+        """Full-leg landmark methods on a hold-out, in the tables of papers 001/003."""
+        from training.leg_evaluate import main as leg_main
+
+        argv = ["--data", str(data), "--jitter-mm", str(jitter_mm), "--out", str(out)]
+        argv += [a for m in method for a in ("--method", m)]
+        leg_main(argv + (["--limit", str(limit)] if limit else []))
+
     @app.command()
     def evaluate(
         data: Path = typer.Option(..., help="Folder written by `knee-node synth` (.dcm + .json)."),
