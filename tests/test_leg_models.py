@@ -240,3 +240,17 @@ def test_cut_region_matches_the_crop_convention() -> None:
     assert float((w * ys).sum()) == pytest.approx((455 - 200) / 4, abs=0.05)
     edge = cut_region(img, -900.0, -900.0, 512.0, 64)  # wholly outside: the fill value
     assert float(edge.max()) == pytest.approx(float(img.min()))
+
+
+def test_shipped_full_leg_weights_match_their_card() -> None:
+    import re
+
+    wdir = Path(__file__).parents[1] / "inference" / "weights"
+    path = wdir / "full_leg_hourglass.pt"
+    assert path.stat().st_size < 5 * 2**20
+    card = (wdir / "FULL_LEG_MODEL_CARD.md").read_text()
+    sha = re.search(r"SHA-256 `([0-9a-f]{64})`", card)
+    assert sha is not None
+    m = load_method(path, sha256=sha.group(1))
+    assert m.name == "hourglass" and m.input_size == 128
+    assert f"{path.stat().st_size:,} bytes" in card
