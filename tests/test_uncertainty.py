@@ -40,8 +40,9 @@ def test_wide_interval_flags() -> None:
     pts = _knee()
     narrow = assess_angles(pts, np.full(len(pts), 0.1), None)
     wide = assess_angles(pts, np.full(len(pts), 60.0), None)
-    assert narrow.reasons() == []
-    assert wide.half_width["FTS"] > MAX_HALF_WIDTH_DEG and wide.reasons()
+    assert narrow.reasons(MAX_HALF_WIDTH_DEG) == []
+    assert wide.half_width["FTS"] > MAX_HALF_WIDTH_DEG and wide.reasons(MAX_HALF_WIDTH_DEG)
+    assert wide.reasons() == [], "no interval flags until the scale is calibrated"
     with pytest.raises(ValueError, match="scale"):
         combine({"FTS": 1, "FNTS": 1}, {"FTS": 1, "FNTS": 1}, scale=0.0)
 
