@@ -24,8 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.synth_dicom",  # knee-node synth (DICOM + JSON ground truth)
     "training.cli",  # knee-node train, evaluate
     "training.independent.cli",  # knee-node synth-independent (evaluation renderer)
-    "inference.cli",  # knee-node predict
-    "dicom_node.commands",  # serve, worker, db, status, resend, check-config, demo
+    "inference.cli",  # knee-node bench-model
+    "dicom_node.commands",  # serve, worker, db, status, resend, check-config, demo, predict
     "dicom_node.benchmark",  # knee-node bench (ingest, inference, end to end, scaling)
 )
 

@@ -1,36 +1,27 @@
-"""The one exception base class of the project, and its few direct children.
+"""The project's exception base, as the node imports it.
 
-Every error the node, the models or the generator raise on purpose derives from
-:class:`KneeNodeError`, so callers can tell "we refused this, and said why" from
-a programming error.
+The classes live in :mod:`inference.errors` (so ``inference/`` and ``training/`` need not
+import the node); ``from dicom_node.errors import X`` keeps working for the node.
 """
 
 from __future__ import annotations
 
+from inference.errors import (
+    ConfigError,
+    DeliveryError,
+    InputImageError,
+    KneeNodeError,
+    MeasurementFailedError,
+    ModelError,
+    StorageError,
+)
 
-class KneeNodeError(Exception):
-    """Base class of every error raised on purpose by knee-node."""
-
-
-class ConfigError(KneeNodeError):
-    """The configuration is invalid; the message names the key and why."""
-
-
-class InputImageError(KneeNodeError):
-    """A DICOM instance or image cannot be used (corrupt, unsupported, not a knee...)."""
-
-
-class ModelError(KneeNodeError):
-    """Model weights are missing, altered, or cannot be loaded."""
-
-
-class DeliveryError(KneeNodeError):
-    """Results could not be sent to a destination (association refused, failure status...)."""
-
-
-class StorageError(KneeNodeError):
-    """A received instance could not be stored or recorded durably."""
-
-
-class MeasurementFailedError(KneeNodeError):
-    """A job failed; the message is the sanitised one its row records (no patient data)."""
+__all__ = [
+    "ConfigError",
+    "DeliveryError",
+    "InputImageError",
+    "KneeNodeError",
+    "MeasurementFailedError",
+    "ModelError",
+    "StorageError",
+]

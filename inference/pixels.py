@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pydicom
 from pydicom.pixels import apply_modality_lut
 
-from dicom_node.errors import InputImageError
+from inference.errors import InputImageError
 
 #: Percentiles mapped to 0 and 1 by :func:`normalize_intensity`.
 LOW_PERCENTILE = 0.5

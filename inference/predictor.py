@@ -32,7 +32,7 @@ import numpy.typing as npt
 import pydicom
 import torch
 
-from dicom_node.errors import InputImageError, ModelError
+from inference.errors import InputImageError, ModelError
 from inference import landmarks as lm
 from inference.frame import PatchFrame, apply_affine, cut_patch, letterbox_matrix
 from inference.measurement import KneeMeasurement, ModelInfo

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from dicom_node.errors import ConfigError
+from inference.errors import ConfigError
 from inference.leg import landmarks as leg
 from inference.leg_models.base import CHANNELS, joint_channels, normalise_crop
 

@@ -30,7 +30,7 @@ import numpy.typing as npt
 import pydicom
 from scipy import ndimage, stats
 
-from dicom_node.errors import KneeNodeError
+from inference.errors import KneeNodeError
 from inference.leg import geometry as geo
 from inference.leg import landmarks as leg
 from inference.leg_models import JOINT_LANDMARKS, LegLandmarkMethod, load_method

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dicom_node.errors import KneeNodeError
+from inference.errors import KneeNodeError
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import yaml
 
-from dicom_node.errors import ConfigError
+from inference.errors import ConfigError
 from inference.leg_models import build_method
 from inference.leg_models.base import LegLandmarkMethod, joint_channels
 from training.leg_data import JOINTS, CropSet, cached_crops, mirrored

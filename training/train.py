@@ -31,7 +31,7 @@ import torch.nn.functional as F  # noqa: N812 (the torch idiom)
 import yaml
 from torch.utils.data import DataLoader
 
-from dicom_node.errors import ConfigError
+from inference.errors import ConfigError
 from inference import landmarks as lm
 from inference.networks import HourglassConfig, HourglassNet, PhaseConfig, PhaseNet
 from training.augment import mixup_batch

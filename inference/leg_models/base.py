@@ -13,7 +13,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from dicom_node.errors import KneeNodeError
+from inference.errors import KneeNodeError
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -33,7 +33,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from dicom_node.errors import KneeNodeError
+from inference.errors import KneeNodeError
 from training.synth_dicom.dataset import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
 #: Offered transfer syntaxes by CLI name.
