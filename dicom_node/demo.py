@@ -25,7 +25,7 @@ from dicom_node.errors import KneeNodeError
 from dicom_node.settings import Settings
 
 if TYPE_CHECKING:
-    from dicom_node.db import Job, Measurement
+    from dicom_node.db import Job, Measurement, ResultValueRow
     from dicom_node.measurer import Measurer
     from dicom_node.node import KneeNode
 
@@ -115,18 +115,26 @@ def _state(node: KneeNode, sop_uid: str) -> tuple[str, str | None, Job | None]:
         job = max(inst.jobs, key=lambda j: j.id) if inst.jobs else None
         if job is not None:
             job.deliveries  # noqa: B018 -- load before the session closes
-            job.measurements  # noqa: B018
+            for m in job.measurements:
+                m.values  # noqa: B018
+            job.values  # noqa: B018
+            job.outputs  # noqa: B018
         return inst.state, inst.reason, job
 
 
 def _knee_line(k: Measurement) -> str:
     """One knee of the result; a flagged one without any angle."""
     side = {"L": "left", "R": "right"}.get(k.laterality, k.laterality)
-    if k.quality != "pass" or k.atfa_fts_deg is None or k.atfa_fnts_deg is None:
+    fts, fnts = _angle(k.value("aTFA FTS")), _angle(k.value("aTFA FNTS"))
+    if k.quality != "pass" or fts is None or fnts is None:
         why = "; ".join(k.flag_reasons or []) or "quality check failed"
         return f"{side} knee: FLAGGED, no reliable measurement ({why})"
-    return (f"{side} knee: aTFA by FTS {k.atfa_fts_deg:+.1f} deg, by FNTS "
-            f"{k.atfa_fnts_deg:+.1f} deg ({k.verdict})")
+    return f"{side} knee: aTFA by FTS {fts:+.1f} deg, by FNTS {fnts:+.1f} deg ({k.verdict})"
+
+
+def _angle(row: ResultValueRow | None) -> float | None:
+    """The value of a result row (None if there is no row or no value)."""
+    return None if row is None else row.value
 
 
 def run_demo(
@@ -268,7 +276,8 @@ def _wait_for_sr(
                 what = (
                     "FLAGGED, no reliable measurement"
                     if job.state == "flagged"
-                    else f"aTFA FTS {job.atfa_fts_deg:+.1f} deg, FNTS {job.atfa_fnts_deg:+.1f} deg"
+                    else f"aTFA FTS {_angle(job.value('aTFA FTS')):+.1f} deg, "
+                    f"FNTS {_angle(job.value('aTFA FNTS')):+.1f} deg"
                 )
                 once("measured", f"measured: job {job.id}: {what}; sending to the demo PACS")
                 for d in job.deliveries:
@@ -279,15 +288,18 @@ def _wait_for_sr(
         with cond:
             sr = [p for p in received if p.name.startswith("SR")]
         sent = job is not None and any(d.state == "delivered" for d in job.deliveries)
-        if sr and sent and job is not None and job.sr_path is not None:
+        sr_path, sc_path = (None, None) if job is None else (
+            job.output_path("SR"), job.output_path("SC")
+        )
+        if sr and sent and job is not None and sr_path is not None:
             say(f"SR received by the demo PACS: {sr[-1]}")
             return DemoResult(
-                job.atfa_fts_deg,
-                job.atfa_fnts_deg,
+                _angle(job.value("aTFA FTS")),
+                _angle(job.value("aTFA FNTS")),
                 dict(truth["atfa_deg"]),  # type: ignore[call-overload]
                 job.verdict,
-                Path(job.sr_path),
-                Path(job.sc_path) if job.sc_path else None,
+                Path(sr_path),
+                Path(sc_path) if sc_path else None,
                 list(received),
                 job.quality,
                 tuple(_knee_line(k) for k in job.measurements),

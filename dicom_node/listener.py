@@ -305,6 +305,7 @@ class StorageSCP:
                 state="queued" if decision.measure else "ignored",
                 reason=None if decision.measure else decision.reason[:2000],
                 routing_rule=decision.rule,
+                kind=decision.kind,
             )
         try:
             with self._record_lock, self.ctx.db.session() as s:

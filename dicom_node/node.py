@@ -18,6 +18,8 @@ from dicom_node.queue import CeleryQueue, InProcessQueue, JobQueue
 from dicom_node.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pynetdicom import AE
 
     from dicom_node.measurer import Measurer
@@ -66,13 +68,18 @@ class KneeNode:
     settings
         The node's settings.
     measurer
-        Use this measurer instead of ``model.factory`` (tests, demo).
+        Use this measurer instead of the model factories (tests, demo): one for every
+        study kind, or a mapping kind name -> measurer.
     port
         Listen on this port instead of ``node.port`` (0: any free port).
     """
 
     def __init__(
-        self, settings: Settings, *, measurer: Measurer | None = None, port: int | None = None
+        self,
+        settings: Settings,
+        *,
+        measurer: Measurer | Mapping[str, Measurer] | None = None,
+        port: int | None = None,
     ) -> None:
         self.settings = settings
         self._port = port

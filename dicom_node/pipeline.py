@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -17,7 +18,16 @@ from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from sqlalchemy import select
 
-from dicom_node.db.models import Delivery, Job, Measurement, ReceivedInstance, utcnow
+from dicom_node import kinds
+from dicom_node.db.models import (
+    Delivery,
+    Job,
+    Measurement,
+    OutputObject,
+    ReceivedInstance,
+    ResultValueRow,
+    utcnow,
+)
 from dicom_node.db.session import uid_hash
 from dicom_node.errors import (
     DeliveryError,
@@ -30,6 +40,7 @@ from dicom_node.reports.source_attributes import (
     patient_values,
     redact,
 )
+from dicom_node.results import make_results
 from dicom_node.sender import send_files
 from dicom_node.spool import write_durably
 
@@ -37,7 +48,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from dicom_node.context import NodeContext
-    from inference.measurement import KneeMeasurement
+    from dicom_node.kinds import MeasuredItem, ResultValue, StudyKind
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +84,9 @@ def _save(ctx: NodeContext, folder: Path, name: str, ds: object) -> Path:
     )
 
 
-def _angles(m: KneeMeasurement) -> tuple[float | None, float | None, str]:
-    """aTFA by FTS and FNTS and the verdict. Angles are None when the landmarks define
-    none (a flagged result whose plateau corners coincide); a flagged result keeps its
-    raw angles in the database for analysis, but its verdict is "not determined"."""
-    try:
-        angles = m.atfa_deg
-    except ValueError:
-        return None, None, "not determined (flagged)"
-    verdict = m.verdict if m.quality == "pass" else "not determined (flagged)"
-    return angles["FTS"], angles["FNTS"], verdict
-
-
 def measure_instance(ctx: NodeContext, instance_id: int) -> int:
-    """Measure the received instance ``instance_id``, write SR and SC, schedule delivery.
+    """Measure the received instance ``instance_id`` as its study kind, write the kind's
+    output objects (knee-ap: SR and SC), schedule their delivery.
 
     Idempotent: a task delivered again (its worker died) does not measure an instance
     that already has a finished job; it only queues that job's deliveries never tried.
@@ -96,8 +96,6 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
     int
         The job id. On failure the job row records the error, then the exception goes on.
     """
-    from dicom_node.results import make_results
-
     t0 = time.perf_counter()
     with ctx.db.session() as s:
         inst = s.get(ReceivedInstance, instance_id)
@@ -115,29 +113,33 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         ):  # its worker died (the task was redelivered): record it, measure again
             stale.state, stale.finished_at = "failed", utcnow()
             stale.error = "interrupted: the worker stopped during the measurement"
-        job = Job(instance_id=instance_id, state="running", started_at=utcnow())
+        kind_name = inst.kind or kinds.DEFAULT_KIND  # rows routed before kinds: knee-ap
+        job = Job(instance_id=instance_id, kind=kind_name, state="running", started_at=utcnow())
         s.add(job)
         s.flush()
         job_id, spool_path = job.id, inst.spool_path
-    log.info("job %d: measuring instance %d", job_id, instance_id)
+    log.info("job %d: measuring instance %d (%s)", job_id, instance_id, kind_name)
     phi: set[str] = set()
     warnings: list[str] = []
     try:
+        kind = kinds.get(kind_name)
         ds = _read_source(spool_path)
         phi = patient_values(ds)  # type: ignore[arg-type]
         warnings = clean_source_attributes(ds)  # type: ignore[arg-type]
         for w in warnings:
             log.warning("job %d: %s", job_id, w)
         t_read = time.perf_counter()
-        measurer = ctx.measurer()
-        measurements = measurer.measure(ds)  # type: ignore[arg-type]
+        measurer = ctx.measurer(kind.name)
+        measurements = list(measurer.measure(ds))  # type: ignore[arg-type]
         t_measure = time.perf_counter()
         if not measurements:
-            raise InputImageError("no knee found in the image")
-        results = make_results(ctx.settings, ds, measurements)  # type: ignore[arg-type]
-        sr, sc = results.sr, results.sc
+            raise InputImageError(kind.nothing_found)
+        items = kind.items(measurements)
         folder = ctx.settings.storage.results.resolve() / f"job-{job_id:06d}"  # absolute paths
-        sr_path, sc_path = _save(ctx, folder, "sr.dcm", sr), _save(ctx, folder, "sc.dcm", sc)
+        outputs = [
+            (w.object_kind, _save(ctx, folder, w.file_name, obj), str(obj.SOPInstanceUID))
+            for w, obj in make_results(ctx.settings, ds, measurements, kind.name).objects  # type: ignore[arg-type]
+        ]
         t_reports = time.perf_counter()
     except Exception as exc:  # noqa: BLE001 -- recorded, then raised again sanitised
         # the row and the log hold the sanitised message only: never a patient value,
@@ -153,9 +155,10 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         log.warning("job %d failed: %s", job_id, type(exc).__name__)
         raise MeasurementFailedError(f"job {job_id} failed: {error}") from None
     info = measurer.model_info
-    first = measurements[0]
-    flagged = any(m.quality != "pass" for m in measurements)
-    timings = {f"model_{k}": float(v) for k, v in first.timings_ms.items()}
+    flagged = any(item.quality != "pass" for item in items)
+    timings = {
+        f"model_{k}": float(v) for k, v in getattr(measurements[0], "timings_ms", {}).items()
+    }
     timings.update(
         read_ms=1000 * (t_read - t0),
         measure_ms=1000 * (t_measure - t_read),
@@ -169,28 +172,14 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         job.model_name, job.model_version = info.name, info.version
         job.timings_ms = timings
         job.warnings = warnings or None
-        job.atfa_fts_deg, job.atfa_fnts_deg, job.verdict = _angles(first)
+        job.verdict = items[0].verdict
         job.quality = "flag" if flagged else "pass"
-        job.sr_path, job.sc_path = str(sr_path), str(sc_path)
-        job.sr_sop_instance_uid, job.sc_sop_instance_uid = (
-            str(sr.SOPInstanceUID),
-            str(sc.SOPInstanceUID),
+        _record_items(s, job_id, items)
+        s.add_all(
+            OutputObject(job_id=job_id, position=i, object_kind=object_kind, path=str(path),
+                         sop_instance_uid=uid)
+            for i, (object_kind, path, uid) in enumerate(outputs)
         )
-        for i, m in enumerate(measurements):
-            s.add(
-                Measurement(
-                    job_id=job_id,
-                    knee_index=i,
-                    laterality=m.laterality,
-                    phase=m.phase,
-                    atfa_fts_deg=_angles(m)[0],
-                    atfa_fnts_deg=_angles(m)[1],
-                    verdict=_angles(m)[2],
-                    quality=m.quality,
-                    confidence=float(m.confidence),
-                    flag_reasons=list(m.flag_reasons),
-                )
-            )
         inst = s.get_one(ReceivedInstance, instance_id)
         inst.state = "measured"
         if not ctx.settings.storage.keep_source and inst.spool_path:
@@ -205,34 +194,69 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         s.add_all(deliveries)
         s.flush()
         delivery_ids = [d.id for d in deliveries]
-    _log_result(job_id, measurements, info.version, timings["total_ms"])
+    _log_result(job_id, kind, items, info.version, timings["total_ms"])
     for delivery_id in delivery_ids:
         ctx.queue.submit_delivery(delivery_id)
     return job_id
 
 
+def _record_items(s: Session, job_id: int, items: list[MeasuredItem]) -> None:
+    """One measurement row per item and one result value row per value of it."""
+    for i, item in enumerate(items):
+        row = Measurement(
+            job_id=job_id,
+            item_index=i,
+            laterality=item.laterality,
+            phase=item.phase,
+            verdict=item.verdict,
+            quality=item.quality,
+            confidence=item.confidence,
+            flag_reasons=list(item.flag_reasons),
+        )
+        s.add(row)
+        s.flush()
+        s.add_all(
+            ResultValueRow(
+                job_id=job_id, measurement_id=row.id, name=v.name, value=v.value, unit=v.unit,
+                laterality=item.laterality, method=v.method, uncertainty=v.uncertainty,
+            )
+            for v in item.values
+        )
+
+
 def _log_result(
-    job_id: int, measurements: list[KneeMeasurement], version: str, total_ms: float
+    job_id: int, kind: StudyKind, items: list[MeasuredItem], version: str, total_ms: float
 ) -> None:
-    """The job's result line. A flagged job shows no angle (its raw values stay in the
+    """The job's result line. A flagged job shows no value (its raw values stay in the
     database for analysis): only that it is flagged, and why."""
-    if any(m.quality != "pass" for m in measurements):
-        reasons = sorted({r for m in measurements for r in m.flag_reasons}) or ["quality check"]
+    if any(item.quality != "pass" for item in items):
+        reasons = sorted({r for item in items for r in item.flag_reasons}) or ["quality check"]
         log.info(
             "job %d flagged: no reliable measurement (%s; model %s), %.0f ms",
             job_id, "; ".join(reasons), version, total_ms,
         )
         return
-    fts, fnts, verdict = _angles(measurements[0])
+    first = items[0]
+    shown = [v for label in kind.headline for v in first.values if v.label == label]
     log.info(
-        "job %d done: aTFA FTS %s, FNTS %s (%s; model %s), %.0f ms",
+        "job %d done: %s (%s; model %s), %.0f ms",
         job_id,
-        "n/a" if fts is None else f"{fts:+.1f} deg",
-        "n/a" if fnts is None else f"{fnts:+.1f} deg",
-        verdict,
+        values_text(shown) or kind.name,
+        first.verdict,
         version,
         total_ms,
     )
+
+
+def values_text(values: Sequence[ResultValue]) -> str:
+    """Values as the log says them: "aTFA FTS +4.2 deg, FNTS -1.0 deg" (a name repeated
+    by the next value is not said again)."""
+    parts, previous = [], None
+    for v in values:
+        label = v.label if v.name != previous or v.method is None else v.method
+        parts.append(f"{label} " + ("n/a" if v.value is None else f"{v.value:+.1f} {v.unit}"))
+        previous = v.name
+    return ", ".join(parts)
 
 
 def _finished_job(s: Session, instance_id: int) -> tuple[int, list[int]] | None:
@@ -268,8 +292,9 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
             return DeliveryOutcome("delivered")
         d.state, d.attempts, d.updated_at = "sending", d.attempts + 1, utcnow()
         attempt, name, job_id = d.attempts, d.destination, d.job_id
-        paths = [Path(p) for p in (d.job.sr_path, d.job.sc_path) if p]
-        sr_uid = d.job.sr_sop_instance_uid
+        outputs = [o for o in d.job.outputs if o.path]
+        paths = [Path(o.path) for o in outputs if o.path]
+        sr_uid = outputs[0].sop_instance_uid if outputs else None
     dest = next((x for x in settings.delivery.destinations if x.name == name), None)
     try:
         if dest is None:

@@ -1,8 +1,9 @@
-"""The result objects the node sends for one measured image: the SR and the SC.
+"""The result objects the node sends for one measured image (for a knee: the SR and the SC).
 
 One function, :func:`make_results`, used by the node's measurement task
 (:func:`dicom_node.pipeline.measure_instance`) and by ``knee-node predict --out``, so the
-files ``predict`` writes are the ones the node would send.
+files ``predict`` writes are the ones the node would send. What is made is the study
+kind's :attr:`~dicom_node.kinds.StudyKind.writers`.
 """
 
 from __future__ import annotations
@@ -10,35 +11,56 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom import Dataset
 
+from dicom_node.kinds import DEFAULT_KIND, OutputWriter, get
 from dicom_node.settings import Settings
-from inference.measurement import KneeMeasurement
 
 
 @dataclass(frozen=True)
 class Results:
-    """The SR and the SC of one image, in memory."""
+    """The output objects of one image, in memory, in sending order."""
 
-    sr: Dataset
-    sc: Dataset
+    objects: tuple[tuple[OutputWriter, Dataset], ...]
 
-    def save(self, folder: Path) -> tuple[Path, Path]:
-        """Write ``folder/sr.dcm`` and ``folder/sc.dcm`` (plain writes; the node's own
-        writes are durable, see ``dicom_node.spool.write_durably``)."""
+    def __getitem__(self, object_kind: str) -> Dataset:
+        for writer, ds in self.objects:
+            if writer.object_kind == object_kind:
+                return ds
+        raise KeyError(f"no {object_kind} object among {[w.object_kind for w, _ in self.objects]}")
+
+    @property
+    def sr(self) -> Dataset:
+        """The Structured Report."""
+        return self["SR"]
+
+    @property
+    def sc(self) -> Dataset:
+        """The secondary-capture overlay."""
+        return self["SC"]
+
+    def save(self, folder: Path) -> tuple[Path, ...]:
+        """Write each object to ``folder/<its file name>`` (``sr.dcm``, ``sc.dcm``; plain
+        writes, the node's own are durable, see ``dicom_node.spool.write_durably``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        sr_path, sc_path = folder / "sr.dcm", folder / "sc.dcm"
-        self.sr.save_as(sr_path, enforce_file_format=True)
-        self.sc.save_as(sc_path, enforce_file_format=True)
-        return sr_path, sc_path
+        paths = []
+        for writer, ds in self.objects:
+            path = folder / writer.file_name
+            ds.save_as(path, enforce_file_format=True)
+            paths.append(path)
+        return tuple(paths)
 
 
 def make_results(
-    settings: Settings, source: Dataset, measurements: Sequence[KneeMeasurement]
+    settings: Settings,
+    source: Dataset,
+    measurements: Sequence[Any],
+    kind: str = DEFAULT_KIND,
 ) -> Results:
-    """The SR (TID 1500) and the SC overlay of ``source``, with the ``reports`` settings.
+    """The output objects of ``source`` for ``kind`` (knee-ap: TID 1500 SR and SC overlay).
 
     Parameters
     ----------
@@ -47,20 +69,9 @@ def make_results(
     source
         The measured image.
     measurements
-        One record per knee, as the measurer returned them.
+        The items the kind's measurer returned (one record per knee).
+    kind
+        The study kind's name.
     """
-    from dicom_node.reports import create_measurement_report, create_overlay_image
-
-    rs = settings.reports
-    sr = create_measurement_report(
-        source,
-        measurements,
-        series_number=rs.sr_series_number,
-        institution_name=rs.institution_name,
-        device_observer_uid=settings.device_observer_uid,
-        device_observer_name=rs.device_observer_name,
-    )
-    sc = create_overlay_image(
-        source, measurements, series_number=rs.sc_series_number, encoding=rs.sc_transfer_syntax
-    )
-    return Results(sr, sc)
+    study_kind = get(kind)
+    return Results(tuple((w, w.make(settings, source, measurements)) for w in study_kind.writers))

@@ -1,8 +1,9 @@
-"""Routing: is a received instance an AP/PA knee radiograph the node should measure?
+"""Routing: which study kind is a received instance, if any, to be measured as?
 
 Rules come from ``routing.rules`` in the settings; the first rule every field of which
-matches wins. Anything else is recorded as ignored (with a reason naming the attribute,
-never a patient attribute) and its file deleted.
+matches wins, and its ``kind`` (default ``knee-ap``) is the kind measured. Anything else is
+recorded as ignored (with a reason naming the attribute, never a patient attribute) and
+its file deleted.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from dicom_node.settings import RoutingRule, RoutingSettings
 
 @dataclass(frozen=True)
 class RoutingDecision:
-    """Whether to measure, which rule decided, and why not (when ignored)."""
+    """Whether to measure, as which study kind, which rule decided, and why not."""
 
     measure: bool
     rule: str | None
     reason: str
+    kind: str | None = None
 
 
 def _norm(value: object) -> str:
@@ -70,6 +72,6 @@ def route(ds: Dataset, settings: RoutingSettings) -> RoutingDecision:
     for rule in settings.rules:
         why = _check_rule(rule, ds)
         if why is None:
-            return RoutingDecision(True, rule.name, "matched")
+            return RoutingDecision(True, rule.name, "matched", rule.kind)
         reasons.append(f"{rule.name}: {why}")
     return RoutingDecision(False, None, "; ".join(reasons) or "no routing rules configured")

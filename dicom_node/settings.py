@@ -265,11 +265,16 @@ class QueueSettings(_Section):
 
 
 class ModelSettings(_Section):
-    """Which measurer the workers load (once per process, lazily)."""
+    """Which measurer each study kind's workers load (once per process, lazily)."""
 
-    factory: str = Field(
-        "dicom_node.measurer:shipped_predictor",
-        description="'module:callable' taking (ModelSettings) and returning a Measurer",
+    factory: str | None = Field(
+        None,
+        description="'module:callable' taking (ModelSettings) and returning the knee-ap "
+        "Measurer (the key from before study kinds; same as factories.knee-ap)",
+    )
+    factories: dict[str, str] = Field(
+        default_factory=dict,
+        description="study kind -> 'module:callable' of its measurer (default: the kind's)",
     )
     device: str = "cpu"
     num_threads: int | None = Field(None, ge=1)
@@ -277,16 +282,46 @@ class ModelSettings(_Section):
 
     @field_validator("factory")
     @classmethod
-    def _factory(cls, v: str) -> str:
-        if not re.match(r"^[\w.]+:\w+$", v):
+    def _factory(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[\w.]+:\w+$", v):
             raise ValueError(f"factory must look like 'package.module:callable', got {v!r}")
         return v
 
+    @field_validator("factories")
+    @classmethod
+    def _factories(cls, v: dict[str, str]) -> dict[str, str]:
+        for kind, factory in v.items():
+            _check_kind(kind)
+            if not re.match(r"^[\w.]+:\w+$", factory):
+                raise ValueError(
+                    f"factories.{kind} must look like 'package.module:callable', got {factory!r}"
+                )
+        return v
+
+    def factory_for(self, kind: str, default: str) -> str:
+        """The measurer factory of study kind ``kind`` (``default``: the kind's own)."""
+        if kind in self.factories:
+            return self.factories[kind]
+        if kind == "knee-ap" and self.factory is not None:
+            return self.factory
+        return default
+
+
+def _check_kind(name: str) -> str:
+    """``name`` if it is a registered study kind, else ValueError naming the known ones."""
+    from dicom_node import kinds
+
+    known = kinds.names()
+    if name not in known:
+        raise ValueError(f"unknown study kind {name!r}; known kinds: {', '.join(known)}")
+    return name
+
 
 class RoutingRule(_Section):
-    """One rule: an instance matching every given field is measured."""
+    """One rule: an instance matching every given field is measured as study ``kind``."""
 
     name: str
+    kind: str = Field("knee-ap", description="the study kind measured (dicom_node.kinds)")
     modalities: list[str] = Field(default_factory=lambda: ["CR", "DX"])
     body_parts: list[str] = Field(
         default_factory=lambda: ["KNEE", "LEG", "LOWER LIMB", "LOWERLIMB"]
@@ -296,6 +331,8 @@ class RoutingRule(_Section):
     allow_missing_view_position: bool = False
     series_description: str | None = Field(None, description="regex (case-insensitive, search)")
     study_description: str | None = Field(None, description="regex (case-insensitive, search)")
+
+    _kind = field_validator("kind")(classmethod(lambda cls, v: _check_kind(v)))
 
     @field_validator("series_description", "study_description")
     @classmethod
@@ -309,7 +346,7 @@ class RoutingRule(_Section):
 
 
 class RoutingSettings(_Section):
-    """Routing: which received instances are AP/PA knee radiographs to measure."""
+    """Routing: which received instances to measure, and as which study kind."""
 
     rules: list[RoutingRule] = Field(default_factory=lambda: [RoutingRule(name="ap-pa-knee")])
 

@@ -65,6 +65,6 @@ def test_paths_recorded_are_absolute_with_a_relative_data_dir(
             inst = s.scalars(select(ReceivedInstance)).one()
             job = s.scalars(select(Job)).one()
     assert job.state == "done"
-    for recorded in (inst.spool_path, job.sr_path, job.sc_path):
+    for recorded in (inst.spool_path, job.output_path("SR"), job.output_path("SC")):
         assert recorded is not None and Path(recorded).is_absolute(), recorded
         assert Path(recorded).is_file()

@@ -131,8 +131,11 @@ def test_postgres_redis_and_a_separate_worker(tmp_path: Path) -> None:
             with engine.connect() as c:
                 jobs = c.execute(
                     text(
-                        "select j.state, j.atfa_fts_deg, r.sop_instance_uid from jobs j "
-                        "join received_instances r on r.id = j.instance_id order by j.id"
+                        "select j.state, v.value as atfa_fts_deg, r.sop_instance_uid from jobs j "
+                        "join received_instances r on r.id = j.instance_id "
+                        "join measurements m on m.job_id = j.id and m.item_index = 0 "
+                        "left join result_values v on v.measurement_id = m.id "
+                        "and v.name = 'aTFA' and v.method = 'FTS' order by j.id"
                     )
                 ).all()
                 delivered = c.execute(

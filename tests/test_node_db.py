@@ -13,9 +13,18 @@ from sqlalchemy import create_engine, inspect, pool
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
-from dicom_node.db import Base, Database, Job, ReceivedInstance, migrate
+from dicom_node.db import (
+    Base,
+    Database,
+    Job,
+    OutputObject,
+    ReceivedInstance,
+    ResultValueRow,
+    migrate,
+)
 
-TABLES = {"received_instances", "jobs", "measurements", "deliveries", "audit_events"}
+TABLES = {"received_instances", "jobs", "measurements", "result_values", "output_objects",
+          "deliveries", "audit_events"}
 
 
 @pytest.fixture
@@ -48,11 +57,18 @@ def _check_schema(url: str) -> None:
                                     transfer_syntax_uid="1.2.840.10008.1.2.1")
             s.add(inst)
             s.flush()
-            s.add(Job(instance_id=inst.id, state="done", timings_ms={"total_ms": 1.5},
-                      atfa_fts_deg=3.25))
+            job = Job(instance_id=inst.id, kind="knee-ap", state="done",
+                      timings_ms={"total_ms": 1.5})
+            s.add(job)
+            s.flush()
+            s.add(ResultValueRow(job_id=job.id, name="aTFA", value=3.25, unit="deg",
+                                 method="FTS"))
+            s.add(OutputObject(job_id=job.id, position=0, object_kind="SR", path="/x/sr.dcm",
+                               sop_instance_uid="1.2.4"))
         with db.session() as s:
             job = s.query(Job).one()
-            assert job.timings_ms == {"total_ms": 1.5} and job.atfa_fts_deg == 3.25
+            assert job.timings_ms == {"total_ms": 1.5} and job.value("aTFA FTS").value == 3.25
+            assert job.output_path("SR") == "/x/sr.dcm" and job.kind == "knee-ap"
             assert job.instance.sop_instance_uid == "1.2.3"
         db.audit("instance_received", sop_instance_uid="1.2.3")
     finally:

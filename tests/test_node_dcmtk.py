@@ -138,7 +138,7 @@ def test_storescu_to_node_to_storescp(tmp_path: Path, pacs: Storescp) -> None:
             jobs = s.query(Job).order_by(Job.id).all()
             assert [j.state for j in jobs] == ["done", "done"]
             for job, (_, truth) in zip(jobs, sent, strict=True):
-                assert job.atfa_fts_deg == pytest.approx(truth["atfa_deg"]["FTS"], abs=1e-6)
+                assert job.value("aTFA FTS").value == pytest.approx(truth["atfa_deg"]["FTS"], abs=1e-6)
     files = pacs.wait_files(4, 30)
     received = [dcmread(f) for f in files]
     assert sorted(d.Modality for d in received) == ["OT", "OT", "SR", "SR"]

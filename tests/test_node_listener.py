@@ -140,10 +140,10 @@ def test_knee_is_measured_and_sr_and_sc_reach_the_pacs(env: Env, syntax: str | N
     assert sr_atfa(sr)["FNTS"] == [pytest.approx(truth["atfa_deg"]["FNTS"], abs=0.01)]
     [job] = env.rows(Job)
     assert job.state == "done" and job.verdict == "varus"
-    assert job.atfa_fts_deg == pytest.approx(truth["atfa_deg"]["FTS"], abs=1e-6)
-    assert job.atfa_fnts_deg == pytest.approx(-6.5, abs=1e-6)
+    assert job.value("aTFA FTS").value == pytest.approx(truth["atfa_deg"]["FTS"], abs=1e-6)
+    assert job.value("aTFA FNTS").value == pytest.approx(-6.5, abs=1e-6)
     assert job.model_name == "truth-double" and job.timings_ms["total_ms"] > 0
-    assert Path(job.sr_path).is_file() and Path(job.sc_path).is_file()
+    assert Path(job.output_path("SR")).is_file() and Path(job.output_path("SC")).is_file()
     [delivery] = env.rows(Delivery)
     assert (delivery.state, delivery.attempts) == ("delivered", 1)
     [inst] = env.rows(ReceivedInstance)
@@ -226,7 +226,7 @@ def test_corrupt_instance_fails_and_the_node_keeps_serving(
     jobs = env.rows(Job)
     assert jobs[0].state == "failed" and jobs[0].error
     assert jobs[1].state == "done"
-    assert jobs[1].atfa_fts_deg == pytest.approx(truth["atfa_deg"]["FTS"])
+    assert jobs[1].value("aTFA FTS").value == pytest.approx(truth["atfa_deg"]["FTS"])
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")

@@ -70,7 +70,7 @@ def test_flagged_result_is_sent_marked_and_without_a_confident_angle(
                 assert (job.state, job.quality) == ("flagged", "flag")
                 assert job.verdict == "not determined (flagged)"
                 assert job.measurements[0].flag_reasons == ["landmarks implausible"]
-                assert (job.atfa_fts_deg is None) is degenerate
+                assert (job.value("aTFA FTS").value is None) is degenerate
         got = pacs.wait_for(2, 10)
         [sr] = [g for g in got if g.Modality == "SR"]
         assert sr_atfa(sr) == {"FTS": [], "FNTS": []}, "no confident angle in a flagged SR"
@@ -107,7 +107,7 @@ def test_queued_instance_is_measured_after_a_restart(tmp_path: Path) -> None:
         with again.ctx.db.session() as sess:
             job = sess.scalars(select(Job)).one()
             assert job.state == "done"
-            assert job.atfa_fts_deg == pytest.approx(truth["atfa_deg"]["FTS"])
+            assert job.value("aTFA FTS").value == pytest.approx(truth["atfa_deg"]["FTS"])
 
 
 def test_spool_files_are_complete_dicom_named_by_hash(tmp_path: Path) -> None:

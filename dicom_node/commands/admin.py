@@ -130,7 +130,7 @@ def resend(
         with ctx.db.session() as s:
             if job is not None:
                 row = s.get(Job, job)
-                if row is None or row.sr_path is None:
+                if row is None or not any(o.path for o in row.outputs):
                     typer.echo(f"error: job {job} has no results to send", err=True)
                     raise typer.Exit(1)
                 have = {d.destination for d in row.deliveries}

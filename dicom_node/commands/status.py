@@ -2,9 +2,9 @@
 
 What a user needs to find a result and to know what went wrong, without PHI: the calling
 AE, a short hash of the Study Instance UID (``--study UID`` finds it), the accession
-number only when ``status.show_accession_number`` is set, the angles of results that
-passed (a flagged result shows none), each delivery's state and last error, and the
-reason an instance was not measured.
+number only when ``status.show_accession_number`` is set, the study kind and its headline
+values of results that passed (knee-ap: the aTFA by FTS and FNTS; a flagged result shows
+none), each delivery's state and last error, and the reason an instance was not measured.
 """
 
 from __future__ import annotations
@@ -36,11 +36,24 @@ def study_tag(study_uid: str | None) -> str:
     return uid_hash(study_uid)[:STUDY_HASH_CHARS] if study_uid else ""
 
 
-def angle_text(value: float | None, quality: str | None) -> str:
-    """An angle for the table; a flagged result shows none (not a result)."""
-    if value is None or quality != "pass":
+def results_text(j: Job) -> str:
+    """The job's headline values (its kind's ``headline``) for the table: "aTFA FTS +4.0°,
+    FNTS -1.0°"; a flagged or failed job shows none."""
+    from dicom_node import kinds
+
+    kind = kinds.registry().get(j.kind or kinds.DEFAULT_KIND)
+    if kind is None or j.quality != "pass":
         return NO_ANGLE
-    return f"{value:+.1f}°"
+    parts, previous = [], None
+    for label in kind.headline:
+        row = j.value(label)
+        if row is None:
+            continue
+        name = label if row.name != previous or row.method is None else row.method
+        unit = "°" if row.unit == "deg" else f" {row.unit}"
+        parts.append(f"{name} {NO_ANGLE if row.value is None else f'{row.value:+.1f}{unit}'}")
+        previous = row.name
+    return ", ".join(parts) or NO_ANGLE
 
 
 def _accession(sr_path: str | None) -> str:
@@ -72,7 +85,8 @@ def status(
         None, "--study", help="only this Study Instance UID (matched by its hash)"
     ),
 ) -> None:
-    """Show recent jobs: caller, study, aTFA by FTS and FNTS, verdict, deliveries, errors."""
+    """Show recent jobs: caller, study, kind, results (knee: aTFA by FTS and FNTS),
+    verdict, deliveries, errors."""
     from rich.table import Table
     from sqlalchemy import func, select
 
@@ -91,7 +105,7 @@ def status(
                 table = Table(title="knee-node: recent jobs")
                 cols = ["job", "finished", "state", "caller", "study"]
                 cols += ["accession"] if show_acc else []
-                cols += ["aTFA FTS", "aTFA FNTS", "verdict", "model", "ms", "sent", "error"]
+                cols += ["kind", "results", "verdict", "model", "ms", "sent", "error"]
                 for col in cols:
                     table.add_column(col)
                 q = select(Job).join(ReceivedInstance).order_by(Job.id.desc())
@@ -111,10 +125,10 @@ def status(
                         inst.calling_ae_title,
                         tag,
                     ]
-                    row += [_accession(j.sr_path)] if show_acc else []
+                    row += [_accession(j.output_path("SR"))] if show_acc else []
                     row += [
-                        angle_text(j.atfa_fts_deg, j.quality),
-                        angle_text(j.atfa_fnts_deg, j.quality),
+                        j.kind or "",
+                        results_text(j),
                         "not determined (flagged)" if j.quality == "flag" else (j.verdict or ""),
                         f"{j.model_name or ''} {j.model_version or ''}".strip(),
                         "" if total_ms is None else f"{total_ms:.0f}",

@@ -6,8 +6,20 @@ from dicom_node.db.models import (
     Delivery,
     Job,
     Measurement,
+    OutputObject,
     ReceivedInstance,
+    ResultValueRow,
 )
 from dicom_node.db.session import Database
 
-__all__ = ["AuditEvent", "Base", "Database", "Delivery", "Job", "Measurement", "ReceivedInstance"]
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "Database",
+    "Delivery",
+    "Job",
+    "Measurement",
+    "OutputObject",
+    "ReceivedInstance",
+    "ResultValueRow",
+]

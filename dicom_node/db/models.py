@@ -61,6 +61,8 @@ class ReceivedInstance(Base):
     state: Mapped[str] = mapped_column(String(16), default="stored", index=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     routing_rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: the study kind its routing rule measures it as (None: not routed to one)
+    kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     jobs: Mapped[list[Job]] = relationship(back_populates="instance")
 
@@ -73,54 +75,130 @@ class Job(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("received_instances.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    #: the study kind measured (dicom_node.kinds): its measurer made the results
+    kind: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     model_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
     model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     timings_ms: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    atfa_fts_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
-    atfa_fnts_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the first item's verdict (the summary line; each item has its own)
     verdict: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: "flag" if any item is flagged, else "pass"
     quality: Mapped[str | None] = mapped_column(String(8), nullable=True)
-    sr_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    sc_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    sr_sop_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    sc_sop_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: what was changed to make a valid result (e.g. an invalid patient attribute
     #: dropped); names attributes, never their values
     warnings: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
     instance: Mapped[ReceivedInstance] = relationship(back_populates="jobs")
+    # the results are loaded with the job (few rows), so a job read in a session can be
+    # read after it closes
     measurements: Mapped[list[Measurement]] = relationship(
-        back_populates="job", order_by="Measurement.knee_index"
+        back_populates="job", order_by="Measurement.item_index", lazy="selectin"
+    )
+    values: Mapped[list[ResultValueRow]] = relationship(
+        back_populates="job", order_by="ResultValueRow.id", lazy="selectin"
+    )
+    outputs: Mapped[list[OutputObject]] = relationship(
+        back_populates="job", order_by="OutputObject.position", lazy="selectin"
     )
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="job")
 
+    def value(self, label: str) -> ResultValueRow | None:
+        """The job's headline value called ``label`` ("aTFA FTS": name and method).
+
+        A value recorded for the job itself (migrated from the columns before 0003, when
+        it differed from its first item's) wins; else the first item's.
+        """
+        rows = [v for v in self.values if v.label == label]
+        own = [v for v in rows if v.measurement_id is None]
+        if own:
+            return own[0]
+        first = min(self.measurements, key=lambda m: m.item_index, default=None)
+        return next((v for v in rows if first is not None and v.measurement_id == first.id),
+                    None)
+
+    def output(self, object_kind: str) -> OutputObject | None:
+        """The job's output object of kind ``object_kind`` ("SR", "SC"), if it has one."""
+        return next((o for o in self.outputs if o.object_kind == object_kind), None)
+
+    def output_path(self, object_kind: str) -> str | None:
+        """Path of the job's output object of kind ``object_kind``, if it has one."""
+        out = self.output(object_kind)
+        return None if out is None else out.path
+
 
 class Measurement(Base):
-    """One knee measured in a job's image (an image may show both knees)."""
+    """One item measured in a job's image: a knee (an image may show both), a leg."""
 
     __tablename__ = "measurements"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
-    knee_index: Mapped[int] = mapped_column(Integer)
+    item_index: Mapped[int] = mapped_column(Integer)
     laterality: Mapped[str] = mapped_column(String(1))
-    phase: Mapped[str] = mapped_column(String(4))
-    atfa_fts_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
-    atfa_fnts_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    phase: Mapped[str | None] = mapped_column(String(4), nullable=True)
     verdict: Mapped[str] = mapped_column(String(32))
     quality: Mapped[str] = mapped_column(String(8))
     confidence: Mapped[float] = mapped_column(Float)
     flag_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     job: Mapped[Job] = relationship(back_populates="measurements")
+    values: Mapped[list[ResultValueRow]] = relationship(
+        back_populates="measurement", order_by="ResultValueRow.id", lazy="selectin"
+    )
+
+    def value(self, label: str) -> ResultValueRow | None:
+        """This item's value called ``label`` ("aTFA FTS"), if it has one."""
+        return next((v for v in self.values if v.label == label), None)
+
+
+class ResultValueRow(Base):
+    """One named, coded result value: of an item (``measurement_id``) or of the job."""
+
+    __tablename__ = "result_values"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    measurement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("measurements.id"), nullable=True, index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unit: Mapped[str] = mapped_column(String(16))
+    laterality: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    method: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    uncertainty: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    job: Mapped[Job] = relationship(back_populates="values")
+    measurement: Mapped[Measurement | None] = relationship(back_populates="values")
+
+    @property
+    def label(self) -> str:
+        """Name and method as ``status`` shows them: "aTFA FTS"."""
+        return self.name if self.method is None else f"{self.name} {self.method}"
+
+
+class OutputObject(Base):
+    """One DICOM object a job wrote to send back (an SR, an SC...)."""
+
+    __tablename__ = "output_objects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    #: sending order within the job
+    position: Mapped[int] = mapped_column(Integer)
+    object_kind: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    job: Mapped[Job] = relationship(back_populates="outputs")
 
 
 class Delivery(Base):
-    """Sending one job's SR and SC to one destination."""
+    """Sending one job's output objects (SR, SC) to one destination."""
 
     __tablename__ = "deliveries"
 
