@@ -39,7 +39,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _METHODS = (("FTS", "atfa_fts_deg"), ("FNTS", "atfa_fnts_deg"))
-_OBJECTS = (("SR", 0, "sr_path", "sr_sop_instance_uid"), ("SC", 1, "sc_path", "sc_sop_instance_uid"))
+_OBJECTS = (
+    ("SR", 0, "sr_path", "sr_sop_instance_uid"),
+    ("SC", 1, "sc_path", "sc_sop_instance_uid"),
+)
 
 
 def upgrade() -> None:
@@ -145,8 +148,9 @@ def downgrade() -> None:
             f"AND rv.name = 'aTFA' AND rv.method = '{method}'"
         )
         first = (
-            "SELECT m.{c} FROM measurements m WHERE m.job_id = jobs.id AND m.knee_index = 0"
-        ).format(c=column)
+            f"SELECT m.{column} FROM measurements m "
+            "WHERE m.job_id = jobs.id AND m.knee_index = 0"
+        )
         op.execute(
             f"UPDATE jobs SET {column} = CASE WHEN EXISTS (SELECT 1 {own}) "
             f"THEN (SELECT rv.value {own}) ELSE ({first}) END"
