@@ -170,6 +170,16 @@ class NodeCollector(Collector):
             counts[str(state)] = int(n)
         return counts
 
+    def _by_kind(self, s: Session) -> dict[tuple[str, str], int]:
+        """Jobs by (study kind, state); every registered kind appears, with 0 if none."""
+        from dicom_node import kinds
+
+        counts = {(kind, state): 0 for kind in kinds.names() for state in _FINAL_JOB}
+        stmt = select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
+        for kind, state, n in s.execute(stmt).all():
+            counts[(str(kind or kinds.DEFAULT_KIND), str(state))] = int(n)
+        return counts
+
     def collect(self) -> Iterator[Metric]:
         """The figures of this scrape (nothing but ``up`` 0 if the database fails)."""
         up = GaugeMetricFamily(f"{PREFIX}_database_up", "1 if the database answered this scrape")
@@ -177,6 +187,7 @@ class NodeCollector(Collector):
             with self._lock, self.ctx.db.session() as s:
                 instances = self._by_state(s, ReceivedInstance.state, INSTANCE_STATES)
                 jobs = self._by_state(s, Job.state, JOB_STATES)
+                by_kind = self._by_kind(s)
                 deliveries = self._by_state(s, Delivery.state, DELIVERY_STATES)
                 attempts = int(s.scalar(select(func.sum(Delivery.attempts))) or 0)
                 tried = int(s.scalar(select(func.count()).where(Delivery.attempts > 0)) or 0)
@@ -227,6 +238,14 @@ class NodeCollector(Collector):
             for state, n in sorted(counts.items()):
                 gauge.add_metric([state], n)
             yield gauge
+        gauge = GaugeMetricFamily(
+            f"{PREFIX}_jobs_by_kind",
+            "Jobs by study kind and current state",
+            labels=["kind", "state"],
+        )
+        for (kind, state), n in sorted(by_kind.items()):
+            gauge.add_metric([kind, state], n)
+        yield gauge
         depth = queue_depth(self.ctx)
         if depth is not None:
             g = GaugeMetricFamily(f"{PREFIX}_queue_depth", "Tasks waiting in the job queue")

@@ -129,6 +129,7 @@ def test_counters_follow_received_ignored_measured_and_delivered(
     assert get(after, "knee_node_associations_rejected_total") == 1
     assert get(after, "knee_node_instances_by_state", state="measured") == 1
     assert get(after, "knee_node_jobs_by_state", state="done") == 1
+    assert get(after, "knee_node_jobs_by_kind", kind="knee-ap", state="done") == 1
     assert get(after, "knee_node_deliveries_delivered_total") == 1
     assert get(after, "knee_node_delivery_retries_total") == 0
     assert get(after, "knee_node_queue_depth") == 0
