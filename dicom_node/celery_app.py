@@ -19,6 +19,7 @@ from typing import Any
 from celery import Celery, Task
 from kombu.utils.scheduling import priority_cycle
 
+from dicom_node.db.states import DeliveryState
 from dicom_node.queue import DELIVER_TASK, MEASURE_TASK, CeleryQueue
 from dicom_node.settings import Settings
 
@@ -72,9 +73,9 @@ def make_celery(settings: Settings) -> Celery:
         from dicom_node.pipeline import deliver
 
         outcome = deliver(_context(app), delivery_id)
-        if outcome.state == "retrying":
+        if outcome.state == DeliveryState.RETRYING:
             raise self.retry(countdown=outcome.retry_in_s)
-        return outcome.state
+        return str(outcome.state)
 
     return app
 

@@ -21,6 +21,12 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
+from dicom_node.db.states import (
+    FINISHED_JOB_STATES,
+    DeliveryState,
+    InstanceState,
+    JobState,
+)
 from dicom_node.errors import KneeNodeError
 from dicom_node.settings import Settings
 
@@ -32,7 +38,12 @@ if TYPE_CHECKING:
 #: Seconds between two looks at the node's database while waiting for the SR.
 POLL_S = 0.25
 #: Instance states after which no result will come.
-_DEAD_END_STATES = ("ignored", "rejected", "duplicate", "failed")
+_DEAD_END_STATES = (
+    InstanceState.IGNORED,
+    InstanceState.REJECTED,
+    InstanceState.DUPLICATE,
+    InstanceState.FAILED,
+)
 
 
 class DemoError(KneeNodeError):
@@ -265,29 +276,29 @@ def _wait_for_sr(
 
     while True:
         state, reason, job = _state(node, sop_uid)
-        if state in _DEAD_END_STATES and (job is None or job.state == "failed"):
+        if state in _DEAD_END_STATES and (job is None or job.state == JobState.FAILED):
             why = job.error if job is not None and job.error else reason
             raise DemoError(f"the node did not measure the study: instance {state}: {why}")
         if job is not None:
             once("measuring", f"measuring: job {job.id} (the model loads on first use)")
-            if job.state == "failed":
+            if job.state == JobState.FAILED:
                 raise DemoError(f"the measurement failed: {job.error}")
-            if job.state in ("done", "flagged"):
+            if job.state in FINISHED_JOB_STATES:
                 what = (
                     "FLAGGED, no reliable measurement"
-                    if job.state == "flagged"
+                    if job.state == JobState.FLAGGED
                     else f"aTFA FTS {_angle(job.value('aTFA FTS')):+.1f} deg, "
                     f"FNTS {_angle(job.value('aTFA FNTS')):+.1f} deg"
                 )
                 once("measured", f"measured: job {job.id}: {what}; sending to the demo PACS")
                 for d in job.deliveries:
-                    if d.state == "failed":
+                    if d.state == DeliveryState.FAILED:
                         raise DemoError(
                             f"sending the results to the demo PACS failed: {d.last_error}"
                         )
         with cond:
             sr = [p for p in received if p.name.startswith("SR")]
-        sent = job is not None and any(d.state == "delivered" for d in job.deliveries)
+        sent = job is not None and any(d.state == DeliveryState.DELIVERED for d in job.deliveries)
         sr_path, sc_path = (None, None) if job is None else (
             job.output_path("SR"), job.output_path("SC")
         )

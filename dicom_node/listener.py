@@ -54,6 +54,12 @@ from dicom_node.admission import (
 )
 from dicom_node.db.models import ReceivedInstance
 from dicom_node.db.session import audit_event, uid_hash
+from dicom_node.db.states import (
+    FINISHED_JOB_STATES,
+    DeliveryState,
+    InstanceState,
+    transition,
+)
 from dicom_node.routing import route
 from dicom_node.spool import DecodedSizeError, store_received
 
@@ -297,36 +303,39 @@ class StorageSCP:
                 "instance %s from %s: cannot be read (%s)", tag, calling, type(exc).__name__
             )
             row.update(
-                state="rejected", reason=f"cannot understand: {type(exc).__name__}: {exc}"[:2000]
+                state=InstanceState.REJECTED,
+                reason=f"cannot understand: {type(exc).__name__}: {exc}"[:2000],
             )
             status = CANNOT_UNDERSTAND
         else:
             row.update(
-                state="queued" if decision.measure else "ignored",
+                state=InstanceState.QUEUED if decision.measure else InstanceState.IGNORED,
                 reason=None if decision.measure else decision.reason[:2000],
                 routing_rule=decision.rule,
                 kind=decision.kind,
             )
         try:
             with self._record_lock, self.ctx.db.session() as s:
-                if row["state"] == "queued":
+                if row["state"] == InstanceState.QUEUED:
                     first = s.scalars(
                         select(ReceivedInstance)
                         .where(
                             ReceivedInstance.sop_instance_uid == row["sop_instance_uid"],
-                            ReceivedInstance.state.in_(("queued", "measured")),
+                            ReceivedInstance.state.in_(
+                                (InstanceState.QUEUED, InstanceState.MEASURED)
+                            ),
                         )
                         .order_by(ReceivedInstance.id)
                         .limit(1)
                     ).first()
                     if first is not None:  # sent again: stored already, the first result stands
                         row.update(
-                            state="duplicate",
+                            state=InstanceState.DUPLICATE,
                             reason=f"same SOP Instance UID as instance {first.id} "
                             f"({first.state}); the first result stands",
                         )
                         missing_job = self._undelivered_job(first)
-                if row["state"] != "queued":
+                if row["state"] != InstanceState.QUEUED:
                     Path(path).unlink(missing_ok=True)
                     row["spool_path"] = None
                 inst = ReceivedInstance(**row)
@@ -345,24 +354,26 @@ class StorageSCP:
             log.error("instance %s: cannot record in the database: %s", tag, type(exc).__name__)
             Path(path).unlink(missing_ok=True)
             return OUT_OF_RESOURCES
-        if row["state"] == "queued":
+        if row["state"] == InstanceState.QUEUED:
             try:
                 self.ctx.queue.submit_measurement(instance_id)
             except Exception:  # broker down: the sender must retry, so say failure
                 log.exception("instance %s: cannot queue", tag)
                 with self.ctx.db.session() as s:
                     inst = s.get_one(ReceivedInstance, instance_id)
-                    inst.state, inst.reason, inst.spool_path = "failed", "queue unavailable", None
+                    inst.state = transition(inst.state, InstanceState.FAILED)
+                    inst.reason, inst.spool_path = "queue unavailable", None
                 Path(path).unlink(missing_ok=True)
                 return OUT_OF_RESOURCES
-        if row["state"] in ("ignored", "duplicate"):  # the reason names rules, never PHI
+        # the reason names rules, never PHI
+        if row["state"] in (InstanceState.IGNORED, InstanceState.DUPLICATE):
             log.info(
                 "instance %s from %s: %s (row %d): %s",
                 *(tag, calling, row["state"], instance_id, row["reason"]),
             )
         else:
             log.info("instance %s from %s: %s (row %d)", tag, calling, row["state"], instance_id)
-        if row["state"] == "duplicate" and missing_job is not None:
+        if row["state"] == InstanceState.DUPLICATE and missing_job is not None:
             job_id, names = missing_job
             log.warning(
                 "instance %s: sent again, but job %d's result never reached %s; to send it "
@@ -374,11 +385,11 @@ class StorageSCP:
     def _undelivered_job(self, first: ReceivedInstance) -> tuple[int, list[str]] | None:
         """The first instance's finished job and the configured destinations it never
         reached (e.g. added since), or None."""
-        jobs = [j for j in first.jobs if j.state in ("done", "flagged")]
+        jobs = [j for j in first.jobs if j.state in FINISHED_JOB_STATES]
         if not jobs:
             return None
         job = jobs[0]
-        reached = {d.destination for d in job.deliveries if d.state == "delivered"}
+        reached = {d.destination for d in job.deliveries if d.state == DeliveryState.DELIVERED}
         missing = [
             d.name for d in self.ctx.settings.delivery.destinations if d.name not in reached
         ]
@@ -404,7 +415,7 @@ class StorageSCP:
                     transfer_syntax_uid=str(event.file_meta.TransferSyntaxUID),
                     spool_path=None,
                     size_bytes=0,
-                    state="rejected",
+                    state=InstanceState.REJECTED,
                     reason=f"refused: {reason}"[:2000],
                 )
                 s.add(inst)

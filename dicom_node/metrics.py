@@ -43,6 +43,7 @@ from dicom_node.db.models import (
     Job,
     ReceivedInstance,
 )
+from dicom_node.db.states import FINAL_JOB_STATES, DeliveryState, InstanceState
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -55,7 +56,7 @@ log = logging.getLogger(__name__)
 PREFIX = "knee_node"
 #: Buckets (seconds) of the measurement and end-to-end histograms.
 LATENCY_BUCKETS: tuple[float, ...] = (0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800)
-_FINAL_JOB = ("done", "flagged", "failed")
+_FINAL_JOB = FINAL_JOB_STATES
 _SCAN_LIMIT = 1000  # new rows looked at per scrape and histogram, at most
 _PENDING_MAX = 900  # unfinished rows re-checked per scrape (under SQLite's 999 variables)
 
@@ -157,7 +158,7 @@ class NodeCollector(Collector):
             .join(Job, Delivery.job_id == Job.id)
             .join(ReceivedInstance, Job.instance_id == ReceivedInstance.id)
         )
-        final = ("delivered", "failed")
+        final = (DeliveryState.DELIVERED, DeliveryState.FAILED)
         for row in self._scan(s, self._deliveries, stmt, Delivery.id, Delivery.state, final):
             seconds = _seconds(row[2], row[3])
             if seconds is not None:  # None for failed deliveries: not delivered
@@ -212,16 +213,28 @@ class NodeCollector(Collector):
                 "C-STORE instances accepted and recorded",
                 sum(instances.values()),
             ),
-            ("instances_ignored", "Instances not matching any routing rule", instances["ignored"]),
+            (
+                "instances_ignored",
+                "Instances not matching any routing rule",
+                instances[InstanceState.IGNORED],
+            ),
             (
                 "instances_rejected",
                 "Instances refused as unreadable (0xC000)",
-                instances["rejected"],
+                instances[InstanceState.REJECTED],
             ),
             ("associations_rejected", "Associations refused (caller not allowed)", assoc_rejected),
             ("jobs", "Measurement jobs started", sum(jobs.values())),
-            ("deliveries_delivered", "Deliveries that succeeded", deliveries["delivered"]),
-            ("deliveries_failed", "Deliveries given up after max_attempts", deliveries["failed"]),
+            (
+                "deliveries_delivered",
+                "Deliveries that succeeded",
+                deliveries[DeliveryState.DELIVERED],
+            ),
+            (
+                "deliveries_failed",
+                "Deliveries given up after max_attempts",
+                deliveries[DeliveryState.FAILED],
+            ),
             ("delivery_attempts", "C-STORE associations opened to destinations", attempts),
             ("delivery_retries", "Delivery attempts after a failed one", attempts - tried),
         )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
@@ -29,6 +29,15 @@ from dicom_node.db.models import (
     utcnow,
 )
 from dicom_node.db.session import uid_hash
+from dicom_node.db.states import (
+    FINISHED_JOB_STATES,
+    OPEN_JOB_STATES,
+    UNFINISHED_DELIVERY_STATES,
+    DeliveryState,
+    InstanceState,
+    JobState,
+    transition,
+)
 from dicom_node.errors import (
     DeliveryError,
     InputImageError,
@@ -109,12 +118,13 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
                 ctx.queue.submit_delivery(delivery_id)
             return job_id
         for stale in s.scalars(
-            select(Job).where(Job.instance_id == instance_id, Job.state.in_(("queued", "running")))
+            select(Job).where(Job.instance_id == instance_id, Job.state.in_(OPEN_JOB_STATES))
         ):  # its worker died (the task was redelivered): record it, measure again
-            stale.state, stale.finished_at = "failed", utcnow()
+            stale.state, stale.finished_at = transition(stale.state, JobState.FAILED), utcnow()
             stale.error = "interrupted: the worker stopped during the measurement"
         kind_name = inst.kind or kinds.DEFAULT_KIND  # rows routed before kinds: knee-ap
-        job = Job(instance_id=instance_id, kind=kind_name, state="running", started_at=utcnow())
+        job = Job(instance_id=instance_id, kind=kind_name, state=JobState.RUNNING,
+                  started_at=utcnow())
         s.add(job)
         s.flush()
         job_id, spool_path = job.id, inst.spool_path
@@ -149,9 +159,10 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         )[:4000]
         with ctx.db.session() as s:
             job = s.get_one(Job, job_id)
-            job.state, job.finished_at = "failed", utcnow()
+            job.state, job.finished_at = transition(job.state, JobState.FAILED), utcnow()
             job.error, job.warnings = error, warnings or None
-            s.get_one(ReceivedInstance, instance_id).state = "failed"
+            inst = s.get_one(ReceivedInstance, instance_id)
+            inst.state = transition(inst.state, InstanceState.FAILED)
         log.warning("job %d failed: %s", job_id, type(exc).__name__)
         raise MeasurementFailedError(f"job {job_id} failed: {error}") from None
     info = measurer.model_info
@@ -167,7 +178,7 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
     )
     with ctx.db.session() as s:
         job = s.get_one(Job, job_id)
-        job.state = "flagged" if flagged else "done"
+        job.state = transition(job.state, JobState.FLAGGED if flagged else JobState.DONE)
         job.finished_at = utcnow()
         job.model_name, job.model_version = info.name, info.version
         job.timings_ms = timings
@@ -181,7 +192,7 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
             for i, (object_kind, path, uid) in enumerate(outputs)
         )
         inst = s.get_one(ReceivedInstance, instance_id)
-        inst.state = "measured"
+        inst.state = transition(inst.state, InstanceState.MEASURED)
         if not ctx.settings.storage.keep_source and inst.spool_path:
             Path(inst.spool_path).unlink(missing_ok=True)
             inst.spool_path = None
@@ -263,20 +274,23 @@ def _finished_job(s: Session, instance_id: int) -> tuple[int, list[int]] | None:
     """The finished (done or flagged) job of an instance and its deliveries never tried."""
     job = s.scalars(
         select(Job)
-        .where(Job.instance_id == instance_id, Job.state.in_(("done", "flagged")))
+        .where(Job.instance_id == instance_id, Job.state.in_(FINISHED_JOB_STATES))
         .order_by(Job.id)
         .limit(1)
     ).first()
     if job is None:
         return None
-    return job.id, [d.id for d in job.deliveries if d.state == "pending" and d.attempts == 0]
+    never_tried = [
+        d.id for d in job.deliveries if d.state == DeliveryState.PENDING and d.attempts == 0
+    ]
+    return job.id, never_tried
 
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
     """What happened to one delivery attempt and what to do next."""
 
-    state: Literal["delivered", "retrying", "failed"]
+    state: DeliveryState
     retry_in_s: float | None = None
     error: str | None = None
 
@@ -288,9 +302,10 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
         d = s.get(Delivery, delivery_id)
         if d is None:
             raise ValueError(f"delivery_id {delivery_id} is not a delivery")
-        if d.state == "delivered":
-            return DeliveryOutcome("delivered")
-        d.state, d.attempts, d.updated_at = "sending", d.attempts + 1, utcnow()
+        if d.state == DeliveryState.DELIVERED:
+            return DeliveryOutcome(DeliveryState.DELIVERED)
+        d.state = transition(d.state, DeliveryState.SENDING)
+        d.attempts, d.updated_at = d.attempts + 1, utcnow()
         attempt, name, job_id = d.attempts, d.destination, d.job_id
         outputs = [o for o in d.job.outputs if o.path]
         paths = [Path(o.path) for o in outputs if o.path]
@@ -311,7 +326,9 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
         give_up = attempt >= settings.delivery.max_attempts or dest is None
         with ctx.db.session() as s:
             d = s.get_one(Delivery, delivery_id)
-            d.state = "failed" if give_up else "retrying"
+            d.state = transition(
+                d.state, DeliveryState.FAILED if give_up else DeliveryState.RETRYING
+            )
             d.last_error, d.updated_at = error, utcnow()
         log.warning("delivery %d to %s attempt %d failed: %s", delivery_id, name, attempt, error)
         if give_up:
@@ -320,11 +337,12 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
                 "knee-node resend --job %d",
                 *(delivery_id, name, attempt, job_id),
             )
-            return DeliveryOutcome("failed", error=error)
-        return DeliveryOutcome("retrying", settings.delivery.backoff(attempt), error)
+            return DeliveryOutcome(DeliveryState.FAILED, error=error)
+        return DeliveryOutcome(DeliveryState.RETRYING, settings.delivery.backoff(attempt), error)
     with ctx.db.session() as s:
         d = s.get_one(Delivery, delivery_id)
-        d.state, d.delivered_at, d.updated_at, d.last_error = "delivered", utcnow(), utcnow(), None
+        d.state = transition(d.state, DeliveryState.DELIVERED)
+        d.delivered_at, d.updated_at, d.last_error = utcnow(), utcnow(), None
     ctx.db.audit(
         "results_sent",
         ae_title=dest.ae_title,
@@ -333,21 +351,21 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
         detail=f"delivery {delivery_id}, {len(paths)} object(s)",
     )
     log.info("delivery %d to %s done (attempt %d)", delivery_id, name, attempt)
-    return DeliveryOutcome("delivered")
+    return DeliveryOutcome(DeliveryState.DELIVERED)
 
 
 def pending_work(ctx: NodeContext) -> tuple[list[int], list[int]]:
     """Work left unfinished by a stopped in-process node: instances queued but never
     measured (jobs left running are marked failed), and deliveries not finished."""
     with ctx.db.session() as s:
-        for job in s.scalars(select(Job).where(Job.state.in_(("queued", "running")))):
-            job.state, job.finished_at = "failed", utcnow()
+        for job in s.scalars(select(Job).where(Job.state.in_(OPEN_JOB_STATES))):
+            job.state, job.finished_at = transition(job.state, JobState.FAILED), utcnow()
             job.error = "interrupted: the node stopped during the measurement"
         instances = s.scalars(
-            select(ReceivedInstance.id).where(ReceivedInstance.state == "queued")
+            select(ReceivedInstance.id).where(ReceivedInstance.state == InstanceState.QUEUED)
         ).all()
         deliveries = s.scalars(
-            select(Delivery.id).where(Delivery.state.in_(("pending", "sending", "retrying")))
+            select(Delivery.id).where(Delivery.state.in_(UNFINISHED_DELIVERY_STATES))
         ).all()
     return list(instances), list(deliveries)
 

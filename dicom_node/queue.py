@@ -117,6 +117,7 @@ class InProcessQueue:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     def _run(self) -> None:
+        from dicom_node.db.states import DeliveryState
         from dicom_node.pipeline import deliver, measure_instance
 
         assert self._ctx is not None
@@ -130,7 +131,7 @@ class InProcessQueue:
                     measure_instance(self._ctx, row_id)
                 else:
                     outcome = deliver(self._ctx, row_id)
-                    if outcome.state == "retrying" and outcome.retry_in_s is not None:
+                    if outcome.state == DeliveryState.RETRYING and outcome.retry_in_s is not None:
                         self.submit_delivery(row_id, outcome.retry_in_s)
             except Exception:  # the job row holds the error; the worker goes on
                 log.exception("%s task for row %d failed", kind, row_id)

@@ -21,12 +21,13 @@ from sqlalchemy import delete, select, update
 from dicom_node.datalock import DataDirLock, DataDirLockedError
 from dicom_node.db.models import AuditEvent, Job, ReceivedInstance
 from dicom_node.db.session import Database, uid_hash
+from dicom_node.db.states import InstanceState
 from dicom_node.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: States of instances that are never measured, so nothing else refers to them.
-UNMEASURED_STATES = ("ignored", "rejected", "duplicate")
+UNMEASURED_STATES = (InstanceState.IGNORED, InstanceState.REJECTED, InstanceState.DUPLICATE)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_node.db.models import Delivery
+from dicom_node.db.states import UNFINISHED_DELIVERY_STATES, DeliveryState
 
 if TYPE_CHECKING:
     from dicom_node.context import NodeContext
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: states of a delivery some process still has to finish
-UNFINISHED_STATES = ("pending", "retrying", "sending")
+UNFINISHED_STATES = UNFINISHED_DELIVERY_STATES
 
 
 def orphaned_deliveries(ctx: NodeContext, now: datetime | None = None) -> list[int]:
@@ -40,9 +41,9 @@ def orphaned_deliveries(ctx: NodeContext, now: datetime | None = None) -> list[i
         rows = s.scalars(select(Delivery).where(Delivery.state.in_(UNFINISHED_STATES))).all()
         found = []
         for d in rows:
-            if d.state == "sending":  # an attempt cannot last longer than its timeouts
+            if d.state == DeliveryState.SENDING:  # an attempt cannot last longer than its timeouts
                 wait = attempt_s
-            elif d.state == "retrying":  # its retry was due after the backoff
+            elif d.state == DeliveryState.RETRYING:  # its retry was due after the backoff
                 wait = settings.delivery.backoff(max(d.attempts, 1))
             else:  # pending: queued when created, may wait behind a task's time limit
                 wait = settings.queue.time_limit_s

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from dicom_node.commands.common import CONFIG_OPTION, settings_or_exit
+from dicom_node.db.states import UNFINISHED_DELIVERY_STATES, DeliveryState, transition
 from dicom_node.settings import Settings
 
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
@@ -99,7 +100,7 @@ def _path_problems(settings: Settings) -> list[str]:
 
 
 #: Delivery states the node itself still works on (a retry is scheduled or running).
-IN_FLIGHT_DELIVERY_STATES = ("pending", "sending", "retrying")
+IN_FLIGHT_DELIVERY_STATES = UNFINISHED_DELIVERY_STATES
 
 
 def resend(
@@ -149,7 +150,8 @@ def resend(
                 s.flush()
                 rows = list(s.scalars(select(Delivery).where(Delivery.job_id == job)))
             else:
-                rows = list(s.scalars(select(Delivery).where(Delivery.state == "failed")))
+                failed_rows = select(Delivery).where(Delivery.state == DeliveryState.FAILED)
+                rows = list(s.scalars(failed_rows))
                 busy = []
             for d in busy:
                 typer.echo(
@@ -158,18 +160,18 @@ def resend(
                 )
             rows = [d for d in rows if d not in busy]
             for d in rows:
-                d.state, d.attempts = "pending", 0
+                d.state, d.attempts = transition(d.state, DeliveryState.PENDING), 0
             ids = [d.id for d in rows]
         for delivery_id in ids:
             outcome = deliver(ctx, delivery_id)
-            failed += outcome.state != "delivered"
+            failed += outcome.state != DeliveryState.DELIVERED
             typer.echo(
                 f"delivery {delivery_id}: {outcome.state}"
                 + (f" ({outcome.error})" if outcome.error else "")
                 + (
                     f"; the node's retry loop takes it over (next attempt in about "
                     f"{outcome.retry_in_s:.0f} s, once `knee-node serve` runs)"
-                    if outcome.state == "retrying" and outcome.retry_in_s is not None
+                    if outcome.state == DeliveryState.RETRYING and outcome.retry_in_s is not None
                     else ""
                 )
             )

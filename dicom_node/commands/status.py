@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from dicom_node.commands.common import CONFIG_OPTION, open_database_or_exit, settings_or_exit
+from dicom_node.db.states import UNFINISHED_DELIVERY_STATES, DeliveryState
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -116,7 +117,7 @@ def status(
                         continue
                     if len(table.rows) >= limit:
                         break
-                    sent = sum(d.state == "delivered" for d in j.deliveries)
+                    sent = sum(d.state == DeliveryState.DELIVERED for d in j.deliveries)
                     total_ms = (j.timings_ms or {}).get("total_ms")
                     row = [
                         str(j.id),
@@ -161,9 +162,9 @@ def _job_error(j: Job) -> str:
     parts = [
         f"{d.destination}: {d.state} after {d.attempts} attempt(s): {d.last_error}"
         for d in j.deliveries
-        if d.state != "delivered" and d.last_error
+        if d.state != DeliveryState.DELIVERED and d.last_error
     ]
-    if any(d.state == "failed" for d in j.deliveries):
+    if any(d.state == DeliveryState.FAILED for d in j.deliveries):
         parts.append(f"`knee-node resend --job {j.id}`")
     return "; ".join(parts)[:240]
 
@@ -180,10 +181,13 @@ def _destinations(s: Session) -> list[str]:
         by_name.setdefault(d.destination, []).append(d)
     lines = []
     for name, ds in sorted(by_name.items()):
-        ok = sum(d.state == "delivered" for d in ds)
-        failed = [d for d in ds if d.state == "failed"]
-        waiting = sum(d.state in ("pending", "sending", "retrying") for d in ds)
-        last = next((d for d in reversed(ds) if d.last_error and d.state != "delivered"), None)
+        ok = sum(d.state == DeliveryState.DELIVERED for d in ds)
+        failed = [d for d in ds if d.state == DeliveryState.FAILED]
+        waiting = sum(d.state in UNFINISHED_DELIVERY_STATES for d in ds)
+        last = next(
+            (d for d in reversed(ds) if d.last_error and d.state != DeliveryState.DELIVERED),
+            None,
+        )
         line = f"destination {name}: {ok} delivered, {len(failed)} failed, {waiting} in progress"
         if last is not None:
             line += (

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from dicom_node.db.states import DeliveryState, InstanceState, JobState
+
 
 def utcnow() -> datetime:
     """Timezone-aware now (UTC)."""
@@ -23,20 +25,10 @@ class Base(DeclarativeBase):
     """Declarative base; ``Base.metadata`` is what Alembic migrates."""
 
 
-#: States of a received instance.
-INSTANCE_STATES = (
-    "stored",
-    "queued",
-    "ignored",
-    "rejected",
-    "measured",
-    "failed",
-    "duplicate",  # same SOP Instance UID as one queued or measured before: not measured again
-)
-#: States of a job.
-JOB_STATES = ("queued", "running", "done", "flagged", "failed")
-#: States of a delivery.
-DELIVERY_STATES = ("pending", "sending", "delivered", "retrying", "failed")
+#: States of a received instance, of a job, of a delivery (see dicom_node.db.states).
+INSTANCE_STATES: tuple[str, ...] = tuple(InstanceState)
+JOB_STATES: tuple[str, ...] = tuple(JobState)
+DELIVERY_STATES: tuple[str, ...] = tuple(DeliveryState)
 
 
 class ReceivedInstance(Base):
@@ -58,7 +50,9 @@ class ReceivedInstance(Base):
     view_position: Mapped[str | None] = mapped_column(String(16), nullable=True)
     spool_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
-    state: Mapped[str] = mapped_column(String(16), default="stored", index=True)
+    state: Mapped[str] = mapped_column(
+        String(16), default=InstanceState.STORED.value, index=True
+    )
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     routing_rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: the study kind its routing rule measures it as (None: not routed to one)
@@ -74,7 +68,9 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("received_instances.id"), index=True)
-    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    state: Mapped[str] = mapped_column(
+        String(16), default=JobState.QUEUED.value, index=True
+    )
     #: the study kind measured (dicom_node.kinds): its measurer made the results
     kind: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -208,7 +204,9 @@ class Delivery(Base):
     ae_title: Mapped[str] = mapped_column(String(16))
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    state: Mapped[str] = mapped_column(
+        String(16), default=DeliveryState.PENDING.value, index=True
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
