@@ -19,9 +19,10 @@ from typing import Any
 from celery import Celery, Task
 from kombu.utils.scheduling import priority_cycle
 
-from dicom_node.db.states import DeliveryState
-from dicom_node.queue import DELIVER_TASK, MEASURE_TASK, CeleryQueue
+from dicom_node.queue import CeleryQueue
 from dicom_node.settings import Settings
+from dicom_node.tasks import TASKS
+from dicom_node.tasks import Task as NodeTask
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ def make_celery(settings: Settings) -> Celery:
         # a task taken by a worker that died (kill -9, power) goes back to the queue after
         # this; delivery retries wait in Redis as ETA tasks, bounded by it too
         # (kombu looks for such tasks every unacked_restore_interval seconds)
-        task_routes={DELIVER_TASK: {"queue": q.delivery_queue_name}},
+        task_routes={
+            t.celery_name: {"queue": q.delivery_queue_name} for t in TASKS.values()
+            if t.delivery_queue
+        },
         broker_transport_options={
             # poll the delivery queue first (Redis BRPOP takes keys in the order given)
             "queue_order_strategy": f"{__name__}:DeliveriesFirst",
@@ -60,24 +64,31 @@ def make_celery(settings: Settings) -> Celery:
     )
     _STATE["settings"] = settings
 
-    @app.task(name=MEASURE_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
-    def measure_instance_task(self: Task, instance_id: int) -> int:
-        from dicom_node.pipeline import measure_instance
-
-        return measure_instance(_context(app), instance_id)
-
-    @app.task(
-        name=DELIVER_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None
-    )
-    def deliver_result_task(self: Task, delivery_id: int) -> str:
-        from dicom_node.pipeline import deliver
-
-        outcome = deliver(_context(app), delivery_id)
-        if outcome.state == DeliveryState.RETRYING:
-            raise self.retry(countdown=outcome.retry_in_s)
-        return str(outcome.state)
-
+    for task in TASKS.values():
+        _register(app, task)
     return app
+
+
+def _register(app: Celery, task: NodeTask) -> None:
+    """Register one task of the table under its name: acknowledged late, rejected (so
+    redelivered) when its worker dies; retried after the countdown ``run`` returns."""
+
+    def run(self: Task, row_id: int) -> str:
+        retry_in_s = task.run(_context(app), row_id)
+        if retry_in_s is not None and task.retries:
+            raise self.retry(countdown=retry_in_s)
+        return "retrying" if retry_in_s is not None else "done"
+
+    run.__name__ = f"{task.key}_task"
+    options: dict[str, Any] = {"max_retries": None} if task.retries else {}
+    app.task(
+        name=task.celery_name,
+        bind=True,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        shared=False,  # this app's tasks only (a later app in the process makes its own)
+        **options,
+    )(run)
 
 
 class DeliveriesFirst(priority_cycle):

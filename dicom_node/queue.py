@@ -1,4 +1,5 @@
-"""Job queues: the same two tasks run in-process (embedded default) or through Celery.
+"""Job queues: the tasks of :data:`dicom_node.tasks.TASKS` run in-process (embedded
+default) or through Celery.
 
 Only row ids travel through a queue. Task names (Celery): ``knee_node.measure_instance``
 and ``knee_node.deliver_result``.
@@ -13,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dicom_node.tasks import DELIVER, MEASURE, TASKS
+
 if TYPE_CHECKING:
     from celery import Celery
 
@@ -20,12 +23,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MEASURE_TASK = "knee_node.measure_instance"
-DELIVER_TASK = "knee_node.deliver_result"
+MEASURE_TASK = TASKS[MEASURE].celery_name
+DELIVER_TASK = TASKS[DELIVER].celery_name
 
 #: In-process order: lower first.
-_PRIORITY = {"deliver": 0, "measure": 1}
-_STOP = 2
+_PRIORITY = {key: task.priority for key, task in TASKS.items()}
+_STOP = max(_PRIORITY.values()) + 1
 
 
 class JobQueue(Protocol):
@@ -105,11 +108,11 @@ class InProcessQueue:
 
     def submit_measurement(self, instance_id: int) -> None:
         """Queue the measurement of a received instance."""
-        self._put(("measure", int(instance_id)), 0.0)
+        self._put((MEASURE, int(instance_id)), 0.0)
 
     def submit_delivery(self, delivery_id: int, countdown_s: float = 0.0) -> None:
         """Queue a delivery attempt, after ``countdown_s`` seconds."""
-        self._put(("deliver", int(delivery_id)), countdown_s)
+        self._put((DELIVER, int(delivery_id)), countdown_s)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no task is queued, scheduled or running (True), or timeout (False)."""
@@ -117,24 +120,18 @@ class InProcessQueue:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     def _run(self) -> None:
-        from dicom_node.db.states import DeliveryState
-        from dicom_node.pipeline import deliver, measure_instance
-
         assert self._ctx is not None
         while True:
             _, _, item = self._q.get()
             if item is None:
                 return
-            kind, row_id = item
+            key, row_id = item
             try:
-                if kind == "measure":
-                    measure_instance(self._ctx, row_id)
-                else:
-                    outcome = deliver(self._ctx, row_id)
-                    if outcome.state == DeliveryState.RETRYING and outcome.retry_in_s is not None:
-                        self.submit_delivery(row_id, outcome.retry_in_s)
+                retry_in_s = TASKS[key].run(self._ctx, row_id)
+                if retry_in_s is not None:
+                    self._put(item, retry_in_s)
             except Exception:  # the job row holds the error; the worker goes on
-                log.exception("%s task for row %d failed", kind, row_id)
+                log.exception("%s task for row %d failed", key, row_id)
             finally:
                 with self._idle:
                     self._busy -= 1
@@ -149,11 +146,13 @@ class CeleryQueue:
 
     def submit_measurement(self, instance_id: int) -> None:
         """Queue the measurement of a received instance."""
-        self.app.send_task(MEASURE_TASK, args=[int(instance_id)])
+        self.app.send_task(TASKS[MEASURE].celery_name, args=[int(instance_id)])
 
     def submit_delivery(self, delivery_id: int, countdown_s: float = 0.0) -> None:
         """Queue a delivery attempt, after ``countdown_s`` seconds."""
-        self.app.send_task(DELIVER_TASK, args=[int(delivery_id)], countdown=countdown_s or None)
+        self.app.send_task(
+            TASKS[DELIVER].celery_name, args=[int(delivery_id)], countdown=countdown_s or None
+        )
 
 
 SubmitFn = Callable[..., Any]

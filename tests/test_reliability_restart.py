@@ -59,7 +59,7 @@ def test_serve_killed_mid_work_resumes_without_loss_or_duplicates(tmp_path: Path
     config.write_text(yaml.safe_dump(cfg))
     env = dict(
         os.environ,
-        PYTHONPATH=str(TESTS),
+        PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         KNEE_NODE_CONFIG=str(config),
         KNEE_NODE_TEST_MEASURE_S="1.0",
         KNEE_NODE_TEST_MARKERS=str(markers),

@@ -73,7 +73,7 @@ def test_killed_worker_child_job_is_redelivered_and_sent_once(tmp_path: Path) ->
     settings = load_settings(config, environ={})
     env = dict(
         os.environ,
-        PYTHONPATH=str(TESTS),
+        PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         KNEE_NODE_CONFIG=str(config),
         KNEE_NODE_TEST_MEASURE_S="3",
         KNEE_NODE_TEST_MARKERS=str(markers),
@@ -149,7 +149,7 @@ def test_killed_whole_worker_task_returns_after_the_visibility_timeout(tmp_path:
     settings = load_settings(config, environ={})
     env = dict(
         os.environ,
-        PYTHONPATH=str(TESTS),
+        PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         KNEE_NODE_CONFIG=str(config),
         KNEE_NODE_TEST_MEASURE_S="2",
         KNEE_NODE_TEST_MARKERS=str(markers),
