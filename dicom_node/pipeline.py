@@ -38,6 +38,7 @@ from dicom_node.db.states import (
     JobState,
     transition,
 )
+from dicom_node.destinations import send as send_to
 from dicom_node.errors import (
     DeliveryError,
     InputImageError,
@@ -50,7 +51,6 @@ from dicom_node.reports.source_attributes import (
     redact,
 )
 from dicom_node.results import make_results
-from dicom_node.sender import send_files
 from dicom_node.spool import write_durably
 
 if TYPE_CHECKING:
@@ -198,7 +198,11 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
             inst.spool_path = None
         deliveries = [
             Delivery(
-                job_id=job_id, destination=d.name, ae_title=d.ae_title, host=d.host, port=d.port
+                job_id=job_id,
+                destination=d.name,
+                ae_title=d.address[0],
+                host=d.address[1],
+                port=d.address[2],
             )
             for d in ctx.settings.delivery.destinations
         ]
@@ -314,13 +318,7 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
     try:
         if dest is None:
             raise DeliveryError(f"destination {name!r} is no longer configured")
-        send_files(
-            paths,
-            dest,
-            calling_ae_title=settings.delivery.calling_ae_title or settings.node.ae_title,
-            limits=settings.node.limits,
-            tls=settings.node.tls,
-        )
+        send_to(paths, dest, settings)
     except (DeliveryError, OSError, InvalidDicomError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:4000]
         give_up = attempt >= settings.delivery.max_attempts or dest is None
@@ -345,8 +343,8 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
         d.delivered_at, d.updated_at, d.last_error = utcnow(), utcnow(), None
     ctx.db.audit(
         "results_sent",
-        ae_title=dest.ae_title,
-        peer_address=f"{dest.host}:{dest.port}",
+        ae_title=dest.address[0] or None,
+        peer_address=f"{dest.address[1]}:{dest.address[2]}",
         sop_instance_uid=sr_uid,
         detail=f"delivery {delivery_id}, {len(paths)} object(s)",
     )

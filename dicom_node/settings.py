@@ -24,14 +24,16 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -351,22 +353,35 @@ class RoutingSettings(_Section):
     rules: list[RoutingRule] = Field(default_factory=lambda: [RoutingRule(name="ap-pa-knee")])
 
 
-class Destination(_Section):
-    """A peer (PACS, viewer) the SR and SC are sent to by C-STORE."""
+def _destination_type(value: Any) -> str:
+    """The ``type`` of a destination entry (``dimse`` when it names none)."""
+    from dicom_node.destinations import DEFAULT_TYPE
 
-    name: str
-    ae_title: str
-    host: str
-    port: int = Field(ge=1, le=65535)
-    tls: bool = False
+    if isinstance(value, dict):
+        return str(value.get("type", DEFAULT_TYPE))
+    return str(getattr(value, "type", DEFAULT_TYPE))
 
-    _ae = field_validator("ae_title")(classmethod(lambda cls, v: _check_ae_title(v)))
+
+def _destination_union() -> Any:
+    """``delivery.destinations`` entries: the union of every transport's model, told apart
+    by ``type`` (dicom_node.destinations)."""
+    from dicom_node.destinations import transports
+
+    members = tuple(Annotated[t.model, Tag(name)] for name, t in sorted(transports().items()))
+    return Annotated[Union[members], Discriminator(_destination_type)]  # noqa: UP007
+
+
+#: A destination of any transport (``type: dimse`` by default).
+Destination = _destination_union()
 
 
 class DeliverySettings(_Section):
     """Where results go and how sending is retried."""
 
-    destinations: list[Destination] = Field(default_factory=list)
+    destinations: list[Destination] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="where results go; each entry's type (default dimse) picks its transport",
+    )
     calling_ae_title: str | None = Field(None, description="default: node.ae_title")
     max_attempts: int = Field(6, ge=1, le=100)
     backoff_initial_s: float = Field(5.0, ge=0)
@@ -502,9 +517,19 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def format_errors(exc: ValidationError) -> list[str]:
     """One line per bad key: ``dotted.key.path: why``."""
+    from dicom_node.destinations import transports
+
+    tags = set(transports())
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        parts = list(err["loc"])
+        # a destination's loc holds its union tag after the index: drop it (the key is
+        # delivery.destinations.0.ae_title, whatever the type)
+        parts = [
+            p for i, p in enumerate(parts)
+            if not (p in tags and i >= 1 and isinstance(parts[i - 1], int))
+        ]
+        loc = ".".join(str(p) for p in parts) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"

@@ -27,7 +27,7 @@ def destinations_text(settings: Settings) -> str:
     if not dests:
         return f"none (results stay in {settings.storage.results.resolve()})"
     return ", ".join(
-        f"{d.name} ({d.ae_title}@{d.host}:{d.port}{', TLS' if d.tls else ''})" for d in dests
+        f"{d.name} ({d.describe()})" for d in dests
     )
 
 

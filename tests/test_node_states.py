@@ -69,7 +69,7 @@ STATE_WORDS = {s.value for e in (InstanceState, JobState, DeliveryState) for s i
 #: Files whose strings happen to be state words but are not states.
 NOT_STATES = {
     "dicom_node/reports/overlay.py",  # colour names ("flagged")
-    "dicom_node/sender.py",  # "rejected" association, in a message
+    "dicom_node/destinations/dimse.py",  # "rejected" association, in a message
     "dicom_node/db/states.py",  # the definitions
 }
 

@@ -142,9 +142,9 @@ def resend(
                             Delivery(
                                 job_id=job,
                                 destination=dest.name,
-                                ae_title=dest.ae_title,
-                                host=dest.host,
-                                port=dest.port,
+                                ae_title=dest.address[0],
+                                host=dest.address[1],
+                                port=dest.address[2],
                             )
                         )
                 s.flush()

@@ -1,26 +1,65 @@
-"""Sending results to a destination by C-STORE (pynetdicom as SCU)."""
+"""``type: dimse`` destinations: results sent by C-STORE (pynetdicom as SCU).
+
+The default transport: a destination without ``type`` is one of these.
+"""
 
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from pydicom import dcmread
-from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pynetdicom import AE
-from pynetdicom.association import Association
+from pydantic import Field, field_validator
 
+from dicom_node.destinations import DestinationBase, Transport
 from dicom_node.errors import DeliveryError
-from dicom_node.settings import Destination, LimitSettings, TLSSettings
+
+if TYPE_CHECKING:
+    import ssl
+
+    from pydicom.dataset import Dataset
+    from pynetdicom.association import Association
+
+    from dicom_node.settings import LimitSettings, Settings, TLSSettings
 
 log = logging.getLogger(__name__)
 
 
+class DimseDestination(DestinationBase):
+    """A peer (PACS, viewer) the result objects are sent to by C-STORE."""
+
+    type: Literal["dimse"] = "dimse"
+    ae_title: str
+    host: str
+    port: int = Field(ge=1, le=65535)
+    tls: bool = False
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae(cls, v: str) -> str:
+        from dicom_node.settings import _check_ae_title
+
+        return _check_ae_title(v)
+
+    @property
+    def address(self) -> tuple[str, str, int]:
+        """(AE title, host, port)."""
+        return self.ae_title, self.host, self.port
+
+    def describe(self) -> str:
+        """``"PACS@10.0.0.5:104, TLS"``."""
+        return f"{self.ae_title}@{self.host}:{self.port}{', TLS' if self.tls else ''}"
+
+
+#: What the settings called a destination before there were types.
+Destination = DimseDestination
+
+
 def client_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     """TLS context for associations the node opens (verifies the peer with ``ca_file``)."""
+    import ssl
+
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tls.ca_file)
     ctx.check_hostname = False
     if tls.cert_file is not None and tls.key_file is not None:
@@ -28,9 +67,22 @@ def client_ssl_context(tls: TLSSettings) -> ssl.SSLContext:
     return ctx
 
 
+def send(paths: Sequence[Path], destination: DestinationBase, settings: Settings) -> None:
+    """The transport's handler: :func:`send_files` with the node's settings."""
+    if not isinstance(destination, DimseDestination):
+        raise TypeError(f"destination must be a DimseDestination, got {type(destination).__name__}")
+    send_files(
+        paths,
+        destination,
+        calling_ae_title=settings.delivery.calling_ae_title or settings.node.ae_title,
+        limits=settings.node.limits,
+        tls=settings.node.tls,
+    )
+
+
 def send_files(
     paths: Sequence[Path],
-    destination: Destination,
+    destination: DimseDestination,
     *,
     calling_ae_title: str,
     limits: LimitSettings,
@@ -44,6 +96,10 @@ def send_files(
         If the association is refused or any C-STORE does not answer success (0x0000)
         or a warning (0xB000, 0xB007, 0xB006).
     """
+    from pydicom import dcmread
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pynetdicom import AE
+
     if not paths:
         raise ValueError("paths must name at least one file")
     datasets = [dcmread(p) for p in paths]
@@ -111,3 +167,6 @@ def _as_accepted(assoc: Association, ds: Dataset) -> Dataset:
     log.info("%s does not accept %s: sending it uncompressed", assoc.acceptor.ae_title, syntax.name)
     ds.decompress()
     return ds
+
+
+TRANSPORT = Transport("dimse", DimseDestination, send)
