@@ -46,7 +46,11 @@ def test_wheel_install_upgrades_a_new_database_with_its_own_migrations(tmp_path:
     data = tmp_path / "data"
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"storage": {"data_dir": str(data)}}))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KNEE_NODE")}
+    # neither the node's settings nor a PYTHONPATH (the checkout would shadow the wheel)
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith("KNEE_NODE") and k != "PYTHONPATH"
+    }
     where = subprocess.run(
         [str(py), "-c", "import dicom_node.db.migrate as m; print(m.migrations_dir())"],
         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
