@@ -17,8 +17,8 @@ from pathlib import Path
 
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-from dicom_node.demo import free_port
 from dicom_node.errors import KneeNodeError
+from dicom_node.peers import free_port
 from dicom_node.settings import Settings
 
 

@@ -9,7 +9,6 @@ ignored, rejected or duplicate, measurement failed, delivery failed), with that 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AE
 
 from dicom_node.db.states import (
     FINISHED_JOB_STATES,
@@ -28,6 +27,7 @@ from dicom_node.db.states import (
     JobState,
 )
 from dicom_node.errors import KneeNodeError
+from dicom_node.peers import StandInPacs
 from dicom_node.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,13 +48,6 @@ _DEAD_END_STATES = (
 
 class DemoError(KneeNodeError):
     """The demo could not complete (no SR arrived in time, the push was refused...)."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -190,27 +183,8 @@ def run_demo(
     ds = dcmread(src)
     sop_uid = str(ds.SOPInstanceUID)
 
-    received: list[Path] = []
-    cond = threading.Condition()
-    pacs_dir = out / "pacs"
-    pacs_dir.mkdir(parents=True, exist_ok=True)
-
-    def on_store(event: evt.Event) -> int:
-        rx: Dataset = event.dataset
-        rx.file_meta = event.file_meta
-        path = pacs_dir / f"{rx.Modality}_{rx.SOPInstanceUID}.dcm"
-        rx.save_as(path, enforce_file_format=True)
-        with cond:
-            received.append(path)
-            cond.notify_all()
-        return 0x0000
-
-    pacs = AE(ae_title="DEMO_PACS")
-    pacs.supported_contexts = AllStoragePresentationContexts
-    pacs_port = free_port()
-    server = pacs.start_server(
-        ("127.0.0.1", pacs_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
+    pacs = StandInPacs("DEMO_PACS", folder=out / "pacs").start()  # writes what it receives
+    pacs_port, received, cond = pacs.port, pacs.paths, pacs.event
     settings = Settings.model_validate(
         {
             "storage": {"data_dir": str(out / "var")},
@@ -248,9 +222,7 @@ def run_demo(
     finally:
         if node is not None:
             node.stop()
-        if server is not None:
-            server.shutdown()
-        pacs.shutdown()
+        pacs.stop()
 
 
 def _wait_for_sr(

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,9 +18,9 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-from pynetdicom import AE, evt
-from pynetdicom.sop_class import DigitalXRayImageStorageForPresentation, Verification
+from pynetdicom.sop_class import DigitalXRayImageStorageForPresentation
 
+from dicom_node.peers import StandInPacs, free_port, wait_port  # noqa: F401 -- re-exported
 from inference.alignment import atfa_all
 from inference.landmarks import N_PRE_OP, PRE_OP_NAMES, idx
 from inference.measurement import KneeMeasurement, ModelInfo
@@ -55,13 +52,6 @@ def synthetic_knee_cases(
         dcm, _ = write_instance(inst, folder)
         made.append((dcm, inst.truth))
     return made
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def knee_landmarks(atfa_deg: float, rows: int = 320, cols: int = 256) -> np.ndarray:
@@ -207,43 +197,8 @@ def truth_measurer(settings: Any) -> TruthMeasurer:
     return TruthMeasurer(Path(settings.options["truth_dir"]))
 
 
-class StoreSCP:
-    """A pynetdicom storage SCP (the 'PACS') collecting what it receives."""
-
-    def __init__(self, ae_title: str = "TEST_PACS") -> None:
-        from pynetdicom import AllStoragePresentationContexts
-
-        self.ae = AE(ae_title=ae_title)
-        self.ae.supported_contexts = AllStoragePresentationContexts
-        self.ae.add_supported_context(Verification)
-        self.received: list[Dataset] = []
-        self.event = threading.Condition()
-        self.port = free_port()
-        self.server = None
-
-    def _on_store(self, event: evt.Event) -> int:
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        with self.event:
-            self.received.append(ds)
-            self.event.notify_all()
-        return 0x0000
-
-    def start(self) -> StoreSCP:
-        self.server = self.ae.start_server(
-            ("127.0.0.1", self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
-        )
-        return self
-
-    def wait_for(self, count: int, timeout: float) -> list[Dataset]:
-        with self.event:
-            self.event.wait_for(lambda: len(self.received) >= count, timeout)
-            return list(self.received)
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-        self.ae.shutdown()
+class StoreSCP(StandInPacs):
+    """The stand-in PACS of the tests (``dicom_node.peers.StandInPacs``)."""
 
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -266,19 +221,6 @@ def redis_reachable(url: str = "redis://127.0.0.1:6379/15") -> bool:
         return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
     except redis.exceptions.ConnectionError:
         return False
-
-
-def wait_port(port: int, timeout: float = 10.0, proc: Any = None) -> None:
-    """Wait until something listens on loopback ``port`` (fail early if ``proc`` exits)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 def sr_atfa(sr: Dataset) -> dict[str, list[float]]:

@@ -273,8 +273,10 @@ def test_status_maps_jobs_to_studies_hides_flagged_angles_and_names_delivery_err
 
         with node.ctx.db.session() as s:
             raw = [j for j in s.scalars(select(Job)) if j.quality == "flag"][0]
-            assert raw.value("aTFA FTS").value == pytest.approx(-12.3, abs=0.05), "raw value kept in the DB"
-            assert sr_atfa(dcmread(raw.output_path("SR"))) == {"FTS": [], "FNTS": []}, "none in the SR"
+            kept = raw.value("aTFA FTS").value
+            assert kept == pytest.approx(-12.3, abs=0.05), "raw value kept in the DB"
+            sr = dcmread(raw.output_path("SR"))
+            assert sr_atfa(sr) == {"FTS": [], "FNTS": []}, "none in the SR"
 
 
 # -- 11. the start-up line -----------------------------------------------------------------

@@ -82,7 +82,11 @@ def test_postgres_redis_and_a_separate_worker(tmp_path: Path) -> None:
         }
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump(cfg))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), KNEE_NODE_CONFIG=str(config))
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+            KNEE_NODE_CONFIG=str(config),
+        )
         pacs_dir = tmp_path / "pacs"
         pacs_dir.mkdir()
         logs = {n: open(tmp_path / f"{n}.log", "w") for n in ("serve", "worker", "pacs")}  # noqa: SIM115

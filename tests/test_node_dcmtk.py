@@ -5,14 +5,13 @@ and dsr2html renders what comes back. Skips when dcmtk or dicom3tools are absent
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_support import TruthMeasurer, free_port, make_dx, write_case
+from node_support import TruthMeasurer, free_port, make_dx, wait_port, write_case
 from pydicom import dcmread
 
 from dicom_node.db import Job
@@ -28,17 +27,6 @@ def _need(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (Debian packages dcmtk / dicom3tools)")
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    """Wait until something listens on loopback ``port``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port}")
 
 
 class Storescp:
@@ -138,7 +126,8 @@ def test_storescu_to_node_to_storescp(tmp_path: Path, pacs: Storescp) -> None:
             jobs = s.query(Job).order_by(Job.id).all()
             assert [j.state for j in jobs] == ["done", "done"]
             for job, (_, truth) in zip(jobs, sent, strict=True):
-                assert job.value("aTFA FTS").value == pytest.approx(truth["atfa_deg"]["FTS"], abs=1e-6)
+                fts = job.value("aTFA FTS").value
+                assert fts == pytest.approx(truth["atfa_deg"]["FTS"], abs=1e-6)
     files = pacs.wait_files(4, 30)
     received = [dcmread(f) for f in files]
     assert sorted(d.Modality for d in received) == ["OT", "OT", "SR", "SR"]

@@ -71,7 +71,11 @@ def test_500_instances_over_8_associations_two_workers_each_once(tmp_path: Path)
         }
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump(cfg))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]), KNEE_NODE_CONFIG=str(config))
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+            KNEE_NODE_CONFIG=str(config),
+        )
         procs: list[subprocess.Popen[bytes]] = []
 
         def start(name: str, *args: str, **extra: str) -> subprocess.Popen[bytes]:

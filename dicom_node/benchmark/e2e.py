@@ -13,9 +13,7 @@ job started and finished (with the job's stage timings), SR arrival.
 from __future__ import annotations
 
 import statistics
-import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,63 +21,25 @@ from typing import Any
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AE
 
 from dicom_node.benchmark.nodes import NodeProcesses
-from dicom_node.benchmark.procs import BenchmarkError, free_port
+from dicom_node.benchmark.procs import BenchmarkError
+from dicom_node.peers import StandInPacs
 
 #: Job timing keys (``jobs.timings_ms``) reported as stages, in pipeline order.
 JOB_STAGES = ("read_ms", "model_preprocess", "model_global", "model_local", "reports_ms")
 
 
-@dataclass
-class Destination:
-    """Storage SCP standing in for the PACS; arrival times (``time.time()``) per study."""
+class Destination(StandInPacs):
+    """The stand-in PACS (``dicom_node.peers``); arrival times per study."""
 
-    ae_title: str = "BENCH_PACS"
-    port: int = field(default_factory=free_port)
-    arrivals: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._cond = threading.Condition()
-        self._ae = AE(ae_title=self.ae_title)
-        self._ae.supported_contexts = AllStoragePresentationContexts
-        self._server: Any = None
-
-    def _on_store(self, event: evt.Event) -> int:
-        now = time.time()
-        ds = event.dataset
-        with self._cond:
-            got = self.arrivals.setdefault(str(ds.StudyInstanceUID), {})
-            got[str(ds.Modality)] = now
-            self._cond.notify_all()
-        return 0x0000
-
-    def start(self) -> Destination:
-        """Listen on loopback."""
-        self._server = self._ae.start_server(
-            ("127.0.0.1", self.port), block=False,
-            evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
-        )
-        return self
-
-    def wait_sr(self, study_uids: list[str], timeout_s: float) -> bool:
-        """Wait until an SR of every study arrived; False on timeout."""
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: all("SR" in self.arrivals.get(u, {}) for u in study_uids), timeout_s
-            )
-
-    def stop(self) -> None:
-        """Stop listening."""
-        if self._server is not None:
-            self._server.shutdown()
-        self._ae.shutdown()
+    def __init__(self, ae_title: str = "BENCH_PACS") -> None:
+        super().__init__(ae_title)
 
     def destination_config(self) -> dict[str, Any]:
         """The node's ``delivery`` section pointing here."""
-        return {"destinations": [{"name": "bench", "ae_title": self.ae_title,
-                                  "host": "127.0.0.1", "port": self.port}]}
+        return {"destinations": [self.destination("bench")]}
 
 
 class Sender:

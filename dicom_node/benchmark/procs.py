@@ -9,17 +9,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
+from dicom_node import peers
 from dicom_node.errors import KneeNodeError
+from dicom_node.peers import free_port  # noqa: F401 -- re-exported for the harness
 
 #: Maintenance database used to create and drop the benchmark's Postgres databases.
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -39,24 +39,12 @@ def knee_node_command() -> list[str]:
     return [sys.executable, "-m", "dicom_node.cli"]
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    """Wait until something listens on loopback ``port``; fail early if ``proc`` exits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise BenchmarkError(f"{proc.args!r} exited with {proc.returncode} before listening")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise BenchmarkError(f"nothing listens on port {port} after {timeout_s:.0f} s")
+    """:func:`dicom_node.peers.wait_port`, failing with BenchmarkError."""
+    try:
+        peers.wait_port(port, timeout_s, proc)
+    except peers.PortError as exc:
+        raise BenchmarkError(f"{proc.args!r}: {exc}" if proc is not None else str(exc)) from None
 
 
 def spawn(
