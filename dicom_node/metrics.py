@@ -175,7 +175,9 @@ class NodeCollector(Collector):
         """Jobs by (study kind, state); every registered kind appears, with 0 if none."""
         from dicom_node import kinds
 
-        counts = {(kind, state): 0 for kind in kinds.names() for state in _FINAL_JOB}
+        counts: dict[tuple[str, str], int] = {
+            (kind, str(state)): 0 for kind in kinds.names() for state in _FINAL_JOB
+        }
         stmt = select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
         for kind, state, n in s.execute(stmt).all():
             counts[(str(kind or kinds.DEFAULT_KIND), str(state))] = int(n)

@@ -75,7 +75,7 @@ class StandInPacs:
         self, ae_title: str = "TEST_PACS", port: int | None = None, folder: Path | None = None
     ) -> None:
         from pynetdicom import AE, AllStoragePresentationContexts
-        from pynetdicom.sop_class import Verification
+        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
         if not ae_title or len(ae_title) > 16:
             raise ValueError(f"ae_title must be 1-16 characters, got {ae_title!r}")

@@ -24,7 +24,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
@@ -372,13 +372,16 @@ def _destination_union() -> Any:
 
 
 #: A destination of any transport (``type: dimse`` by default).
-Destination = _destination_union()
+if TYPE_CHECKING:
+    from dicom_node.destinations import DestinationBase as Destination
+else:
+    Destination = _destination_union()
 
 
 class DeliverySettings(_Section):
     """Where results go and how sending is retried."""
 
-    destinations: list[Destination] = Field(  # type: ignore[valid-type]
+    destinations: list[Destination] = Field(
         default_factory=list,
         description="where results go; each entry's type (default dimse) picks its transport",
     )

@@ -12,6 +12,7 @@ the network libraries inside ``send``.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import pkgutil
 import threading
@@ -67,7 +68,7 @@ class Transport:
     """
 
     type: str
-    model: type[DestinationBase]
+    model: builtins.type[DestinationBase]
     send: SendFn
 
     def __post_init__(self) -> None:
