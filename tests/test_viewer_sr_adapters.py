@@ -84,7 +84,8 @@ def test_compare_catches_a_moved_point_and_a_wrong_value(tmp_path: Path) -> None
     sr = pydicom.dcmread(path)
     angles, groups = sr_angles(sr)
     assert groups == 3 and [a.tool for a in angles] == ["CobbAngle", "CobbAngle"]
-    report = next(i for i in sr.ContentSequence if i.ConceptNameCodeSequence[0].CodeValue == "126010")
+    report = next(i for i in sr.ContentSequence
+                  if i.ConceptNameCodeSequence[0].CodeValue == "126010")
     num = next(i for i in report.ContentSequence[1].ContentSequence if i.ValueType == "NUM")
     num.MeasuredValueSequence[0].NumericValue = "1.5"
     scoord = next(i for i in num.ContentSequence if i.ValueType == "SCOORD")
