@@ -119,8 +119,8 @@ def test_pass_case_content(tmp_path: Path) -> None:
         axes = m.axes(method)  # type: ignore[arg-type]
         arms = np.asarray(scoords[0].GraphicData).reshape(-1, 2)
         fem, tib = axes["femoral"], axes["tibial"]
-        np.testing.assert_allclose(arms, np.array([fem.proximal, fem.distal, tib.proximal,
-                                                   tib.distal]) + PIXEL_CENTRE_OFFSET, atol=1e-3)
+        np.testing.assert_allclose(arms, np.array([fem.proximal, fem.distal, tib.distal,
+                                                   tib.proximal]) + PIXEL_CENTRE_OFFSET, atol=1e-3)
         femoral = np.asarray(scoords[1].GraphicData).reshape(-1, 2)
         expected = np.array([fem.proximal, fem.distal]) + PIXEL_CENTRE_OFFSET
         np.testing.assert_allclose(femoral, expected, atol=1e-3)

@@ -63,7 +63,7 @@ def test_each_atfa_is_a_cobb_angle_with_the_sr_points_and_value(
     for tool, (m, method) in zip(tools, want, strict=True):
         axes = m.axes(method)  # type: ignore[arg-type]
         fem, tib = axes["femoral"], axes["tibial"]
-        arms = np.array([fem.proximal, fem.distal, tib.proximal, tib.distal]) + PIXEL_CENTRE_OFFSET
+        arms = np.array([fem.proximal, fem.distal, tib.distal, tib.proximal]) + PIXEL_CENTRE_OFFSET
         np.testing.assert_allclose(np.asarray(tool["points"]), arms, atol=0.01)
         assert tool["value"] == pytest.approx(m.atfa_deg[method], abs=0.006)
         concept = codes.ATFA_FTS if method == "FTS" else codes.ATFA_FNTS

@@ -6,7 +6,8 @@ MULTIPOINTs.  Each aTFA (by FTS and by FNTS; UCUM ``deg``, signed, valgus positi
 group of its own, in the form web viewers load as an editable angle (Cornerstone3D, used by
 OHIF): Tracking Identifier ``Cornerstone3DTools@^0.1.0:CobbAngle``, Tracking UID, Finding =
 the aTFA concept, and NUM -> INFERRED FROM -> SCOORD POLYLINE of 4 points (femoral axis, then
-tibial axis) -> SELECTED FROM -> IMAGE, followed by the two axes as 2-point POLYLINEs.  A
+tibial axis, the tibial one distal to proximal) -> SELECTED FROM -> IMAGE, followed by the
+two axes as 2-point POLYLINEs.  A
 flagged knee keeps the verdict, its reasons, the confidence and the landmarks, and has
 neither angle nor finding.  See ``docs/sr_content.md``.
 """
@@ -89,14 +90,19 @@ def _axis_coordinates(
 
 
 def _angle(m: KneeMeasurement, method: str, source: Dataset) -> hd.sr.Measurement:
-    """aTFA by ``method``: first its arms as one 4-point POLYLINE (femoral axis proximal,
-    distal, tibial axis proximal, distal; the viewers' Cobb angle), then each axis alone."""
+    """aTFA by ``method``: first its arms as one 4-point POLYLINE (the viewers' Cobb angle),
+    then each axis alone.
+
+    The arms are the femoral axis proximal -> distal, then the tibial axis distal -> proximal:
+    Cornerstone's Cobb angle is the angle between (p2 - p1) and (p3 - p4), which is then
+    |aTFA| (e.g. 4.00 for +4.00), not its supplement (176.00).
+    """
     axes = m.axes(method)  # type: ignore[arg-type]
     femoral_name = codes.FEMORAL_AXIS_FTS if method == "FTS" else codes.FEMORAL_AXIS_FNTS
     femoral, tibial = axes["femoral"], axes["tibial"]
     arms = hd.sr.CoordinatesForMeasurement(
         graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
-        graphic_data=_scoord([femoral.proximal, femoral.distal, tibial.proximal, tibial.distal]),
+        graphic_data=_scoord([femoral.proximal, femoral.distal, tibial.distal, tibial.proximal]),
         source_image=_region(source),
         purpose=codes.ANGLE_ARMS,
     )
