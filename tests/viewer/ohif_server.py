@@ -23,13 +23,15 @@ mimetypes.add_type("text/javascript", ".js")
 _FORWARD = ("Accept", "Content-Type", "Range")
 
 
-def app_config(base_url: str) -> str:
+def app_config(base_url: str, cpu_rendering: bool = False) -> str:
     """OHIF's ``window.config`` with one DICOMweb source at ``<base_url>/dicom-web``.
 
     Parameters
     ----------
     base_url
         Origin of the page, e.g. ``http://127.0.0.1:8042``.
+    cpu_rendering
+        Render the images with Cornerstone's CPU path instead of WebGL.
 
     Returns
     -------
@@ -39,6 +41,7 @@ def app_config(base_url: str) -> str:
     root = f"{base_url}/dicom-web"
     return f"""window.config = {{
   routerBasename: '/',
+  useCPURendering: {"true" if cpu_rendering else "false"},
   extensions: [],
   modes: [],
   showStudyList: true,
@@ -89,10 +92,13 @@ class OhifServer:
         Orthanc's HTTP Basic credentials (``None``: none sent).
     dist
         OHIF's ``dist/`` folder.
+    cpu_rendering
+        See :func:`app_config`.
     """
 
     def __init__(self, orthanc_url: str, user: str | None = None, password: str | None = None,
-                 dist: Path = DIST) -> None:
+                 dist: Path = DIST, cpu_rendering: bool = False) -> None:
+        self.cpu_rendering = cpu_rendering
         self.orthanc_url = orthanc_url.rstrip("/")
         self.dist = dist
         self.auth = (
@@ -157,7 +163,7 @@ class OhifServer:
             def _static(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/app-config.js":
-                    self._send(200, app_config(server.url).encode(), "text/javascript")
+                    self._send(200, app_config(server.url, server.cpu_rendering).encode(), "text/javascript")
                     return
                 file = (server.dist / path.lstrip("/")).resolve()
                 if not file.is_relative_to(server.dist.resolve()) or not file.is_file():
