@@ -93,9 +93,10 @@ def _angle(m: KneeMeasurement, method: str, source: Dataset) -> hd.sr.Measuremen
     """aTFA by ``method``: first its arms as one 4-point POLYLINE (the viewers' Cobb angle),
     then each axis alone.
 
-    The arms are the femoral axis proximal -> distal, then the tibial axis distal -> proximal:
-    Cornerstone's Cobb angle is the angle between (p2 - p1) and (p3 - p4), which is then
-    |aTFA| (e.g. 4.00 for +4.00), not its supplement (176.00).
+    The arms are the femoral axis proximal -> distal, then the tibial axis distal -> proximal,
+    so the angle between (p2 - p1) and (p3 - p4) is |aTFA|.  Cornerstone's Cobb angle tool
+    orders each arm from its far end to the end nearest the other arm before it measures, so
+    OHIF shows the angle at the knee, 180 - |aTFA|, whatever the order (docs/viewer.md).
     """
     axes = m.axes(method)  # type: ignore[arg-type]
     femoral_name = codes.FEMORAL_AXIS_FTS if method == "FTS" else codes.FEMORAL_AXIS_FNTS

@@ -163,7 +163,8 @@ class OhifServer:
             def _static(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/app-config.js":
-                    self._send(200, app_config(server.url, server.cpu_rendering).encode(), "text/javascript")
+                    config = app_config(server.url, server.cpu_rendering)
+                    self._send(200, config.encode(), "text/javascript")
                     return
                 file = (server.dist / path.lstrip("/")).resolve()
                 if not file.is_relative_to(server.dist.resolve()) or not file.is_file():
