@@ -52,6 +52,11 @@ def app_config(base_url: str, cpu_rendering: bool = False) -> str:
   investigationalUseDialog: {{ option: 'never' }},
   maxNumRequests: {{ interaction: 20, thumbnail: 2, prefetch: 5 }},
   showErrorDetails: 'always',
+  // OHIF passes failed image loads here (its default config has one; without it, it throws)
+  httpErrorHandler: (error) => {{
+    const what = error && (error.stack || error.message || error.status || JSON.stringify(error));
+    console.error(`IMAGE_LOAD_ERROR detail: ${{what}}`);
+  }},
   defaultDataSourceName: 'orthanc',
   dataSources: [
     {{

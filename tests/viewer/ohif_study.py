@@ -114,18 +114,17 @@ def _orthanc_config(tmp: Path, dicom_port: int, http_port: int, node_port: int) 
     return path
 
 
-#: Attributes of the generator's DX that OHIF 3.13 cannot display with (see docs/viewer.md):
-#: with them the image load fails (IMAGE_LOAD_ERROR) and the radiograph is drawn as noise.
-UNDISPLAYABLE = ("PresentationLUTShape", "VOILUTFunction", "WindowCenterWidthExplanation")
+def _drop_linear_voi_lut_function(path: Path) -> None:
+    """Remove VOI LUT Function LINEAR (the default, so the display does not change).
 
-
-def _displayable(path: Path) -> None:
-    """Remove :data:`UNDISPLAYABLE` from the radiograph at ``path`` (in place)."""
+    With it, OHIF 3.13 now and then fails the image load: Cornerstone's ``toLowHighRange``
+    throws "Invalid VOI LUT function" although Orthanc's DICOMweb metadata says
+    ``{"00281056": {"vr": "CS", "Value": ["LINEAR"]}}`` (docs/viewer.md).
+    """
     ds = dcmread(path)
-    for key in UNDISPLAYABLE:
-        if key in ds:
-            delattr(ds, key)
-    ds.save_as(path, enforce_file_format=True)
+    if str(ds.get("VOILUTFunction", "")) == "LINEAR":
+        del ds.VOILUTFunction
+        ds.save_as(path, enforce_file_format=True)
 
 
 @contextmanager
@@ -154,7 +153,7 @@ def knee_study_in_orthanc(tmp: Path, seed: int = 3, timeout: float = 90.0) -> It
     cases = tmp / "cases"
     cases.mkdir(parents=True, exist_ok=True)
     ((src, _truth),) = synthetic_knee_cases(cases, (seed,), syntaxes=("explicit",))
-    _displayable(src)
+    _drop_linear_voi_lut_function(src)
     url = f"http://127.0.0.1:{http_port}"
     with (tmp / "orthanc.log").open("w") as log, \
             KneeNode(settings, measurer=TruthMeasurer(cases)) as node:
