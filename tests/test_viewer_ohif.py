@@ -22,7 +22,7 @@ pytestmark = [
 
 def test_ohif_shows_the_knee_sr_as_angles_on_the_image(tmp_path: Path) -> None:
     with knee_study_in_orthanc(tmp_path) as study:
-        assert study.modalities == ["DX", "OT", "SR"]
+        assert study.modalities[0] in ("CR", "DX") and study.modalities[1:] == ["OT", "SR"]
         result = open_in_ohif(study, tmp_path / "ohif.png")
     problems = check_page(result, study.sr, tmp_path / "ohif.png")
     assert problems == [], (problems, result["console"][:20], result["failed"][:10],

@@ -128,7 +128,7 @@ def _drop_linear_voi_lut_function(path: Path) -> None:
 
 
 @contextmanager
-def knee_study_in_orthanc(tmp: Path, seed: int = 3, timeout: float = 90.0) -> Iterator[Study]:
+def knee_study_in_orthanc(tmp: Path, seed: int = 6, timeout: float = 90.0) -> Iterator[Study]:
     """Orthanc with DICOMweb and the node; one synthetic knee uploaded and answered.
 
     Parameters
