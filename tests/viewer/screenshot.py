@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         problems = check_page(result, study.sr, work / "ohif.png")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / "ohif.png", args.out)
-    print(f"wrote {args.out} ({result['elapsedS']:.0f} s in the browser)")
+    visits = 1 + len(result.get("earlierVisits", []))
+    print(f"wrote {args.out} ({result['elapsedS']:.0f} s in the browser, page opened {visits}x)")
     print("\n".join(problems) or "page check: the SR's angles are shown and drawn")
     return 1 if problems else 0
 
