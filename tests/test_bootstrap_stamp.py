@@ -30,7 +30,8 @@ def _fake_venv(root: Path) -> Path:
 
 
 def _bootstrap(venv: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KNEE_NODE_VENV": str(venv), "KNEE_NODE_SKIP_SYSTEM": "1"}
+    env = {**os.environ, "KNEE_NODE_VENV": str(venv), "KNEE_NODE_SKIP_SYSTEM": "1",
+           "KNEE_NODE_SKIP_VIEWER": "1"}
     return subprocess.run(
         [str(REPO / "scripts" / "bootstrap")], env=env, capture_output=True, text=True,
         timeout=60, check=True,

@@ -17,7 +17,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_reports_common import knee_landmarks, make_measurement, make_source, pass_case  # noqa: E402
 
 from dicom_node.reports import codes, create_measurement_report  # noqa: E402
-from dicom_node.reports.measurement_report import PIXEL_CENTRE_OFFSET  # noqa: E402
+from dicom_node.reports.measurement_report import (  # noqa: E402
+    PIXEL_CENTRE_OFFSET,
+    VIEWER_TOOL_PREFIX,
+)
 from inference import landmarks as lm  # noqa: E402
 from inference.measurement import KneeMeasurement  # noqa: E402
 
@@ -45,13 +48,30 @@ def _name(item: Dataset) -> tuple[str, str]:
     return str(code.CodeValue), str(code.CodingSchemeDesignator)
 
 
+def _tracking(group: Dataset) -> str:
+    return str(next(i.TextValue for i in group.ContentSequence if _name(i)[0] == "112039"))
+
+
+def _knees(ds: Dataset) -> list[list[Dataset]]:
+    """Measurement groups by knee: the knee's own group, then its angle (viewer tool) groups."""
+    knees: list[list[Dataset]] = []
+    for group in (i for i in _items(ds) if _name(i) == ("125007", "DCM")):
+        if _tracking(group).startswith(VIEWER_TOOL_PREFIX):
+            knees[-1].append(group)
+        else:
+            knees.append([group])
+    return knees
+
+
 def _groups(ds: Dataset) -> list[Dataset]:
-    return [i for i in _items(ds) if _name(i) == ("125007", "DCM")]
+    """The knees' own groups (verdict, algorithm, landmarks)."""
+    return [k[0] for k in _knees(ds)]
 
 
-def _nums(group: Dataset, concept: object) -> list[Dataset]:
+def _nums(groups: Dataset | list[Dataset], concept: object) -> list[Dataset]:
     key = (concept.value, concept.scheme_designator)  # type: ignore[attr-defined]
-    return [i for i in _items(group) if i.ValueType == "NUM" and _name(i) == key]
+    return [i for g in (groups if isinstance(groups, list) else [groups])
+            for i in _items(g) if i.ValueType == "NUM" and _name(i) == key]
 
 
 def _read(source: Dataset, measurements: list[KneeMeasurement], tmp_path: Path) -> Dataset:
@@ -79,18 +99,30 @@ def test_pass_case_content(tmp_path: Path) -> None:
     assert equipment and equipment[0].ManufacturerModelName == m.model.name  # type: ignore[union-attr]
     assert equipment[0].SoftwareVersions == m.model.version  # type: ignore[union-attr]
 
-    (group,) = _groups(sr)
-    for method, concept in (("FTS", codes.ATFA_FTS), ("FNTS", codes.ATFA_FNTS)):
-        (num,) = _nums(group, concept)
+    ((group, *angle_groups),) = _knees(sr)
+    assert len(angle_groups) == 2, "one viewer angle group per aTFA"
+    for method, concept, angle_group in zip(
+        ("FTS", "FNTS"), (codes.ATFA_FTS, codes.ATFA_FNTS), angle_groups, strict=True
+    ):
+        (num,) = _nums(angle_group, concept)
         value = num.MeasuredValueSequence[0]
         assert float(value.NumericValue) == pytest.approx(m.atfa_deg[method], abs=0.006)
         unit = value.MeasurementUnitsCodeSequence[0]
         assert (unit.CodeValue, unit.CodingSchemeDesignator) == ("deg", "UCUM")
         scoords = [i for i in num.ContentSequence if i.ValueType == "SCOORD"]
-        assert len(scoords) == 2 and all(s.GraphicType == "POLYLINE" for s in scoords)
-        femoral = np.asarray(scoords[0].GraphicData).reshape(-1, 2)
-        axis = m.axes(method)["femoral"]  # type: ignore[arg-type]
-        expected = np.array([axis.proximal, axis.distal]) + PIXEL_CENTRE_OFFSET
+        assert len(scoords) == 3 and all(s.GraphicType == "POLYLINE" for s in scoords)
+        # viewer encoding: the first SCOORD is the 4-point Cobb angle, then each axis alone
+        assert _name(scoords[0]) == (codes.ANGLE_ARMS.value, codes.SCHEME_DESIGNATOR)
+        assert _tracking(angle_group) == f"{VIEWER_TOOL_PREFIX}:CobbAngle"
+        finding = next(i for i in angle_group.ContentSequence if _name(i)[0] == "121071")
+        assert finding.ConceptCodeSequence[0].CodeValue == concept.value
+        axes = m.axes(method)  # type: ignore[arg-type]
+        arms = np.asarray(scoords[0].GraphicData).reshape(-1, 2)
+        fem, tib = axes["femoral"], axes["tibial"]
+        np.testing.assert_allclose(arms, np.array([fem.proximal, fem.distal, tib.distal,
+                                                   tib.proximal]) + PIXEL_CENTRE_OFFSET, atol=1e-3)
+        femoral = np.asarray(scoords[1].GraphicData).reshape(-1, 2)
+        expected = np.array([fem.proximal, fem.distal]) + PIXEL_CENTRE_OFFSET
         np.testing.assert_allclose(femoral, expected, atol=1e-3)
         for s in scoords:
             ref = s.ContentSequence[0].ReferencedSOPSequence[0]
@@ -129,8 +161,10 @@ def test_flagged_knee_has_no_angle(tmp_path: Path) -> None:
     flagged = make_measurement(left, laterality="L", quality="flag",
                                reasons=("low heatmap peak on the femoral notch",))
     sr = _read(source, [make_measurement(r, laterality="R"), flagged], tmp_path)
-    right_group, left_group = _groups(sr)
-    (fts,) = _nums(right_group, codes.ATFA_FTS)
+    right, left_knee = _knees(sr)
+    assert len(right) == 3 and len(left_knee) == 1, "no angle groups for the flagged knee"
+    left_group = left_knee[0]
+    (fts,) = _nums(right, codes.ATFA_FTS)
     assert float(fts.MeasuredValueSequence[0].NumericValue) == pytest.approx(-5.0, abs=0.006)
     assert _nums(left_group, codes.ATFA_FTS) == [] and _nums(left_group, codes.ATFA_FNTS) == []
     left_codes = {_name(i)[0]: i.ConceptCodeSequence[0].CodeValue
@@ -176,7 +210,7 @@ def test_dsr2html_renders_the_angle(sr_file: Path, tmp_path: Path) -> None:
     out = subprocess.run(["dsr2html", str(sr_file)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     sr = pydicom.dcmread(sr_file)
-    (num,) = _nums(_groups(sr)[0], codes.ATFA_FTS)
+    (num,) = _nums(_knees(sr)[0], codes.ATFA_FTS)
     value = str(num.MeasuredValueSequence[0].NumericValue)
     assert "Anatomical tibiofemoral angle by FTS" in out.stdout  # concept names shown (SEPARATE)
     assert value in out.stdout and "deg" in out.stdout
@@ -195,6 +229,6 @@ def test_synthetic_generator_source(tmp_path: Path) -> None:
     pts = np.asarray(truth["landmarks"], dtype=float)
     m = make_measurement(pts, laterality=truth["laterality"], phase=truth["phase"])
     sr = _read(inst.dataset, [m], tmp_path)
-    (num,) = _nums(_groups(sr)[0], codes.ATFA_FNTS)
+    (num,) = _nums(_knees(sr)[0], codes.ATFA_FNTS)
     assert float(num.MeasuredValueSequence[0].NumericValue) == pytest.approx(
         truth["atfa_deg"]["FNTS"], abs=0.006)

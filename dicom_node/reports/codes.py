@@ -53,6 +53,12 @@ NOTICE = _private("NOTICE", "Algorithm result notice")
 FEMORAL_AXIS_FTS = _private("FEM-AXIS-FTS", "Femoral anatomical axis (FTS)")
 FEMORAL_AXIS_FNTS = _private("FEM-AXIS-FNTS", "Femoral anatomical axis (FNTS)")
 TIBIAL_AXIS = _private("TIB-AXIS", "Tibial anatomical axis")
+#: The 4-point POLYLINE of an angle between two lines (femoral axis proximal to distal, then
+#: tibial axis distal to proximal), the
+#: form web viewers (Cornerstone3D's Cobb angle tool, used by OHIF) read as an editable angle.
+ANGLE_ARMS = _private(
+    "ANGLE-ARMS", "Angle arms: femoral axis down, tibial axis up"
+)
 LANDMARKS = {
     "femur": _private("LM-FEMUR", "Femoral landmarks"),
     "tibia": _private("LM-TIBIA", "Tibial landmarks"),

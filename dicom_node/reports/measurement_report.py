@@ -1,10 +1,15 @@
 """The Structured Report: a TID 1500 measurement report of the aTFA, made with highdicom.
 
-One TID 1501 measurement group per knee holds the aTFA by FTS and by FNTS (UCUM ``deg``,
-signed, valgus positive), each with its two axes as SCOORD POLYLINEs on the source image,
-the varus/valgus finding, the quality verdict, and the landmark detection confidence with
-the landmarks as SCOORD MULTIPOINTs.  A flagged knee keeps the verdict, its reasons, the
-confidence and the landmarks, and has neither angle nor finding.  See ``docs/sr_content.md``.
+Per knee, one TID 1501 measurement group holds the knee: the algorithm, the quality verdict,
+the varus/valgus finding, and the landmark detection confidence with the landmarks as SCOORD
+MULTIPOINTs.  Each aTFA (by FTS and by FNTS; UCUM ``deg``, signed, valgus positive) has a
+group of its own, in the form web viewers load as an editable angle (Cornerstone3D, used by
+OHIF): Tracking Identifier ``Cornerstone3DTools@^0.1.0:CobbAngle``, Tracking UID, Finding =
+the aTFA concept, and NUM -> INFERRED FROM -> SCOORD POLYLINE of 4 points (femoral axis, then
+tibial axis, the tibial one distal to proximal) -> SELECTED FROM -> IMAGE, followed by the
+two axes as 2-point POLYLINEs.  A
+flagged knee keeps the verdict, its reasons, the confidence and the landmarks, and has
+neither angle nor finding.  See ``docs/sr_content.md``.
 """
 
 from __future__ import annotations
@@ -43,6 +48,26 @@ _SIDE = {"L": "Left", "R": "Right"}
 #: the value equal to the job row's to 0.005 deg without pretending more).
 ANGLE_DECIMALS = 2
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+#: Tracking Identifier prefix by which Cornerstone3D's SR adapters (OHIF) pick a tool.
+VIEWER_TOOL_PREFIX = "Cornerstone3DTools@^0.1.0"
+#: The Cornerstone3D tool of an angle between two lines (4 points: two 2-point arms).
+ANGLE_TOOL = "CobbAngle"
+
+
+def viewer_tracking_identifier(tool: str = ANGLE_TOOL) -> str:
+    """Tracking Identifier that makes Cornerstone3D's SR adapters load a group as ``tool``.
+
+    Parameters
+    ----------
+    tool
+        Cornerstone3D tool name, e.g. ``"CobbAngle"``.
+
+    Returns
+    -------
+    str
+        ``"Cornerstone3DTools@^0.1.0:<tool>"``.
+    """
+    return f"{VIEWER_TOOL_PREFIX}:{tool}"
 
 
 def _scoord(points: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -65,17 +90,56 @@ def _axis_coordinates(
 
 
 def _angle(m: KneeMeasurement, method: str, source: Dataset) -> hd.sr.Measurement:
-    """aTFA by ``method`` with its femoral and tibial axes as the angle's arms."""
+    """aTFA by ``method``: first its arms as one 4-point POLYLINE (the viewers' Cobb angle),
+    then each axis alone.
+
+    The arms are the femoral axis proximal -> distal, then the tibial axis distal -> proximal,
+    so the angle between (p2 - p1) and (p3 - p4) is |aTFA|.  Cornerstone's Cobb angle tool
+    orders each arm from its far end to the end nearest the other arm before it measures, so
+    OHIF shows the angle at the knee, 180 - |aTFA|, whatever the order (docs/viewer.md).
+    """
     axes = m.axes(method)  # type: ignore[arg-type]
     femoral_name = codes.FEMORAL_AXIS_FTS if method == "FTS" else codes.FEMORAL_AXIS_FNTS
+    femoral, tibial = axes["femoral"], axes["tibial"]
+    arms = hd.sr.CoordinatesForMeasurement(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=_scoord([femoral.proximal, femoral.distal, tibial.distal, tibial.proximal]),
+        source_image=_region(source),
+        purpose=codes.ANGLE_ARMS,
+    )
     return hd.sr.Measurement(
         name=codes.ATFA_FTS if method == "FTS" else codes.ATFA_FNTS,
         value=round(float(m.atfa_deg[method]), ANGLE_DECIMALS),
         unit=codes.DEGREE,
         method=codes.METHOD_FTS if method == "FTS" else codes.METHOD_FNTS,
         referenced_coordinates=[
-            _axis_coordinates(axes["femoral"], femoral_name, source),
-            _axis_coordinates(axes["tibial"], codes.TIBIAL_AXIS, source),
+            arms,
+            _axis_coordinates(femoral, femoral_name, source),
+            _axis_coordinates(tibial, codes.TIBIAL_AXIS, source),
+        ],
+    )
+
+
+def _angle_group(
+    m: KneeMeasurement, method: str, source: Dataset
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501 group of one aTFA, in the form Cornerstone3D (OHIF) loads as a Cobb angle.
+
+    The adapters take one tool per group, from its Tracking Identifier, its first NUM and
+    that NUM's first SCOORD; the Finding (121071) names the angle.  The algorithm is named
+    once per knee, on the knee's group (and in the Contributing Equipment Sequence).
+    """
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=hd.UID(), identifier=viewer_tracking_identifier(ANGLE_TOOL)
+        ),
+        finding_type=codes.ATFA_FTS if method == "FTS" else codes.ATFA_FNTS,
+        finding_sites=[
+            hd.sr.FindingSite(codes.KNEE_JOINT, laterality=codes.LATERALITY[m.laterality])
+        ],
+        measurements=[_angle(m, method, source)],
+        source_images=[
+            hd.sr.SourceImageForMeasurementGroup(source.SOPClassUID, source.SOPInstanceUID)
         ],
     )
 
@@ -104,20 +168,17 @@ def _confidence(m: KneeMeasurement, source: Dataset) -> hd.sr.Measurement:
 def _knee_group(
     m: KneeMeasurement, index: int, source: Dataset
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1501 group of one knee.
+    """TID 1501 group of one knee (its angles are in groups of their own, `_angle_group`).
 
-    The algorithm is identified once, on the group (TID 1501 row 4, which its measurements
-    inherit), by name and version only; the full parameters are in the Contributing
-    Equipment Sequence and the model card.
+    The algorithm is identified once per knee, on this group (TID 1501 row 4, which its
+    measurements inherit), by name and version only; the full parameters are in the
+    Contributing Equipment Sequence and the model card.
     """
     assert m.model is not None  # checked by check_measurements(need_model=True)
     algorithm = AlgorithmIdentity.from_model(m.model).to_sr(with_parameters=False)
     side = _SIDE[m.laterality]
     passed = m.quality == "pass"
-    measurements = (
-        [_angle(m, meth, source) for meth in ("FTS", "FNTS")] if passed else []
-    )
-    measurements.append(_confidence(m, source))
+    measurements = [_confidence(m, source)]
     evaluations = [
         hd.sr.QualitativeEvaluation(
             codes.QUALITY_VERDICT, codes.QUALITY_PASS if passed else codes.QUALITY_FLAG
@@ -151,6 +212,18 @@ def _knee_group(
             )
         )
     return group
+
+
+def _groups(
+    records: Sequence[KneeMeasurement], source: Dataset
+) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    """Per knee its group, then (passed knees only) one group per aTFA: FTS, FNTS."""
+    groups = []
+    for i, m in enumerate(records):
+        groups.append(_knee_group(m, i, source))
+        if m.quality == "pass":
+            groups.extend(_angle_group(m, method, source) for method in ("FTS", "FNTS"))
+    return groups
 
 
 def _separate(item: Dataset) -> None:
@@ -254,7 +327,7 @@ def create_measurement_report(
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.PLAIN_RADIOGRAPHY,
-        imaging_measurements=[_knee_group(m, i, source) for i, m in enumerate(records)],
+        imaging_measurements=_groups(records, source),
         referenced_images=[source] if _library_ready(source) else None,
     )
     notice = hd.sr.ContainerContentItem(
