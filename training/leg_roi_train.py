@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import math
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import yaml
 
 from dicom_node.errors import ConfigError
 from inference.leg.roi import RoiDetector, build_roi_network
-from training.leg_roi_data import RoiBatchItem, augment, render_samples
+from training.leg_roi_data import RoiBatchItem, RoiSample, augment, render_samples
 from training.losses import heatmap_cross_entropy, wing_loss
 
 
@@ -56,11 +57,36 @@ def roi_loss(raw: dict[str, torch.Tensor], b: dict[str, torch.Tensor], stage: di
     return loss + float(stage.get("presence_weight", 1.0)) * pres
 
 
+def _samples(d: dict[str, Any], base: int, n: int, nv: int, mr: tuple[int, ...]
+             ) -> tuple[list[RoiSample], list[RoiSample]]:
+    """Training and validation images, from ``d["cache"]`` when it holds the same seeds."""
+    key = f"{base}-{n}-{nv}-{mr}"
+    cache = Path(d["cache"]) if d.get("cache") else None
+    if cache is not None and cache.is_file():
+        with cache.open("rb") as f:
+            stored = pickle.load(f)  # noqa: S301 -- our own cache file
+        if stored.get("key") == key:
+            conv = [RoiSample(s.image.astype(np.float32), s.centres, s.mm_per_px, s.seed)
+                    for s in stored["samples"]]
+            return conv[:n], conv[n:]
+    train = render_samples(range(base, base + n), mr)
+    val = render_samples(range(base + n, base + n + nv), mr)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        small = [RoiSample(s.image.astype(np.float16), s.centres, s.mm_per_px, s.seed)
+                 for s in train + val]
+        with cache.open("wb") as f:
+            pickle.dump({"key": key, "samples": small}, f)
+    return train, val
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--render-only", action="store_true",
+                    help="only render the images into data.cache (no training)")
     a = ap.parse_args(argv)
     cfg = yaml.safe_load(a.config.read_text())
     if not isinstance(cfg, dict) or cfg.get("kind") != "full-leg-roi":
@@ -72,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     base, n, nv = int(d["seed_base"]), int(d["n_studies"]), int(d["val_studies"])
     mr = tuple(int(v) for v in d["max_rows"])
-    train = render_samples(range(base, base + n), mr)
-    val = render_samples(range(base + n, base + n + nv), mr)
+    train, val = _samples(d, base, n, nv, mr)
+    if a.render_only:
+        print(f"rendered {len(train)} + {len(val)} images in {time.time() - t0:.0f} s")
+        return 0
     vrng = np.random.default_rng(7)
     val_items = [augment(s, vrng, float(d["p_cut"]), float(d["p_non_leg"])) for s in val for _ in
                  range(2)]
