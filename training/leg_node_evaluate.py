@@ -54,8 +54,33 @@ def _stats(pred: list[float], true: list[float]) -> dict[str, Any]:
             "r": round(float(np.corrcoef(t, p)[0, 1]), 4)}
 
 
-def evaluate(pred: FullLegPredictor, seeds: range, max_rows: int) -> dict[str, Any]:
-    """Measure every hold-out image; return the per-value figures."""
+def _oracle(pred: FullLegPredictor, truth: dict[str, Any]) -> None:
+    """Replace the ROI stage by the true joint centres (to separate its errors from the rest)."""
+    from inference.leg import landmarks as leg
+    from inference.leg.roi import ROI_CENTRE, ROI_JOINTS, JointHit, RoiResult, check_layout
+
+    legs = {lt["side"]: lt for lt in truth["legs"]}
+    hits = []
+    for side, joint in ROI_JOINTS:
+        i = leg.idx(ROI_CENTRE[joint])
+        inside = bool(legs[side]["in_image"][i])
+        c = np.asarray(legs[side]["landmarks"][i], float)
+        hits.append(JointHit(side, joint, c if inside else np.full(2, np.nan), float(inside),
+                             inside, 0.0))
+    res = RoiResult(tuple(hits), ())
+
+    def detect(image: Any, mm_per_px: float) -> RoiResult:
+        return RoiResult(res.joints, check_layout(res.joints, mm_per_px))
+
+    pred.roi.detect = detect  # type: ignore[method-assign]
+
+
+def evaluate(pred: FullLegPredictor, seeds: range, max_rows: int, oracle_roi: bool = False
+             ) -> dict[str, Any]:
+    """Measure every hold-out image; return the per-value figures.
+
+    ``oracle_roi`` replaces the ROI stage by the true joint centres (a diagnostic only).
+    """
     values: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in KEYS}
     passed_vals: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in KEYS}
     n_legs = n_measured = n_pass = n_cut = n_cut_flagged = 0
@@ -63,6 +88,8 @@ def evaluate(pred: FullLegPredictor, seeds: range, max_rows: int) -> dict[str, A
     totals, refused = [], []
     for s in seeds:
         inst = make_full_leg_instance(s, max_rows=max_rows)
+        if oracle_roi:
+            _oracle(pred, inst.truth)
         try:
             res = pred.measure(inst.dataset)
         except Exception as exc:  # noqa: BLE001 -- a refusal is a result here
@@ -175,21 +202,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-rows", type=int, default=4050)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--latency", action="store_true")
+    ap.add_argument("--oracle-roi", action="store_true",
+                    help="diagnostic: true joint centres instead of the ROI stage")
+    ap.add_argument("--roi-weights", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    pred = FullLegPredictor.from_default_weights()
-    r = evaluate(pred, range(a.seed, a.seed + a.n), a.max_rows)
+    if a.roi_weights is not None:
+        from inference.leg.predictor import DEFAULT_LANDMARK_WEIGHTS, SHIPPED_SHA256
+
+        pred = FullLegPredictor.from_weights(a.roi_weights, DEFAULT_LANDMARK_WEIGHTS,
+                                             landmark_sha256=SHIPPED_SHA256["full_leg_hourglass.pt"])
+    else:
+        pred = FullLegPredictor.from_default_weights()
+    r = evaluate(pred, range(a.seed, a.seed + a.n), a.max_rows, a.oracle_roi)
+    r["oracle_roi"] = a.oracle_roi
     r["threads"] = a.threads
     r["model_version"] = pred.model_info.version
     if a.latency:
         r["latency"] = latency(pred, a.seed + a.n + 1)
     cmd = (f"python -m training.leg_node_evaluate --n {a.n} --seed {a.seed} --max-rows "
-           f"{a.max_rows} --threads {a.threads}{' --latency' if a.latency else ''} --out {a.out}")
+           f"{a.max_rows} --threads {a.threads}{' --latency' if a.latency else ''}"
+           f"{' --oracle-roi' if a.oracle_roi else ''} --out {a.out}")
+    name = "full_leg_node_eval_oracle_roi" if a.oracle_roi else "full_leg_node_eval"
     if a.out is not None:
         a.out.mkdir(parents=True, exist_ok=True)
-        (a.out / "full_leg_node_eval.json").write_text(json.dumps(r, indent=1) + "\n")
-        (a.out / "full_leg_node_eval.md").write_text(to_markdown(r, cmd))
+        (a.out / f"{name}.json").write_text(json.dumps(r, indent=1) + "\n")
+        (a.out / f"{name}.md").write_text(to_markdown(r, cmd))
         print(to_markdown(r, cmd))
     print(json.dumps(r))
     return 0
