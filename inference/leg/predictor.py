@@ -578,6 +578,14 @@ class FullLegPredictor:
             vals, reasons = self._measure_leg(pts, mm_per_px, side)
             reasons = list(notes[side]) + [p for p in roi.problems if p.startswith(f"{side} leg")
                                           or not p.startswith(("R leg", "L leg"))] + reasons
+            rows, cols = px.image.shape
+            core = pts[:leg.N_CORE]
+            ok = np.all(np.isfinite(core), axis=1)
+            outside = ok & ((core[:, 0] < -0.5) | (core[:, 0] > cols - 0.5) | (core[:, 1] < -0.5)
+                            | (core[:, 1] > rows - 0.5))
+            if outside.any():
+                reasons.append("landmark outside the image: " + ", ".join(
+                    leg.NAMES[i] for i in np.flatnonzero(outside)))
             if scale_source == "estimated":
                 vals["MAD_mm"] = float("nan")
                 reasons.append("no pixel spacing: scale estimated from a nominal femur length, "
