@@ -225,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
            f"{a.max_rows} --threads {a.threads}{' --latency' if a.latency else ''}"
            f"{' --oracle-roi' if a.oracle_roi else ''} --out {a.out}")
     name = "full_leg_node_eval_oracle_roi" if a.oracle_roi else "full_leg_node_eval"
+    if a.n == 0:
+        name = "full_leg_node_latency"
     if a.out is not None:
         a.out.mkdir(parents=True, exist_ok=True)
         (a.out / f"{name}.json").write_text(json.dumps(r, indent=1) + "\n")
