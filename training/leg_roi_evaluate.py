@@ -133,8 +133,10 @@ def to_markdown(r: dict[str, Any], command: str, sha: str) -> str:
         f"{u['joints_cut_off']} | {c['missing_reported_pct']} % of {c['joints_cut_off']} |",
         f"| ankles crossed (R right of L) | {u['ankles_swapped']} | {c['ankles_swapped']} |",
         "",
-        f"Detector time per image (letterbox + network, 2 threads): median "
-        f"{r['detect_ms_median']} ms.",
+        f"Detector time per image (letterbox + network, {r.get('threads')} thread(s), shared "
+        f"CPU): median {r['detect_ms_median']} ms. A joint is found when its presence "
+        f"probability is >= 0.5 and its point lies >= {r.get('edge_margin_mm')} mm inside the "
+        "image.",
         "",
     ]
     return "\n".join(lines)
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     r = evaluate(det, range(a.seed, a.seed + a.n), a.max_rows, a.cut_every, a.tol_mm)
     sha = hashlib.sha256(a.weights.read_bytes()).hexdigest()
     r["weights_sha256"] = sha
+    r["threads"] = a.threads
+    r["edge_margin_mm"] = det.edge_margin_mm
     if a.out is not None:
         a.out.mkdir(parents=True, exist_ok=True)
         cmd = (f"python -m training.leg_roi_evaluate --n {a.n} --seed {a.seed} --max-rows "

@@ -227,12 +227,16 @@ class RoiDetector:
         Network input (rows, columns), multiples of the network's size multiple.
     presence_threshold
         Presence probability at and above which a joint counts as found, in (0, 1).
+    edge_margin_mm
+        A joint whose point lies closer than this to the image edge is reported missing (a
+        joint cut by the edge draws the point to the edge).
     sha256
         Checksum of the weights file (for the model info record), or "" when not from a file.
     """
 
     def __init__(self, net: HourglassNet, input_hw: tuple[int, int] = ROI_INPUT_HW,
-                 presence_threshold: float = 0.5, sha256: str = "") -> None:
+                 presence_threshold: float = 0.5, sha256: str = "",
+                 edge_margin_mm: float = 10.0) -> None:
         if not isinstance(net, HourglassNet) or net.config.n_landmarks != len(ROI_JOINTS) \
                 or net.config.n_logits != len(ROI_JOINTS):
             raise LegModelError(f"net must be a 6-channel ROI HourglassNet, got {net!r:.80}")
@@ -245,7 +249,10 @@ class RoiDetector:
         self.net = net.eval()
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.presence_threshold = float(presence_threshold)
+        if not (np.isfinite(edge_margin_mm) and edge_margin_mm >= 0):
+            raise LegModelError(f"edge_margin_mm must be >= 0, got {edge_margin_mm!r}")
         self.sha256 = sha256
+        self.edge_margin_mm = float(edge_margin_mm)
 
     @classmethod
     def from_weights(cls, path: str | Path = DEFAULT_ROI_WEIGHTS, sha256: str | None = None,
@@ -295,7 +302,8 @@ class RoiDetector:
         hits = []
         for c, (side, joint) in enumerate(ROI_JOINTS):
             xy = lb.to_stored(coords[c])
-            inside = bool(-0.5 <= xy[0] <= cols - 0.5 and -0.5 <= xy[1] <= rows - 0.5)
+            m = self.edge_margin_mm / mm_per_px
+            inside = bool(m - 0.5 <= xy[0] <= cols - 0.5 - m and m - 0.5 <= xy[1] <= rows - 0.5 - m)
             present = bool(prob[c] >= self.presence_threshold and inside)
             hits.append(JointHit(side, joint, xy if present else np.full(2, np.nan),
                                  float(prob[c]), present, float(spread[c] / lb.scale)))
