@@ -91,7 +91,7 @@ def test_rows_and_model_info(result: FullLegResult) -> None:
     names = {(r[0], r[3]) for r in rows}
     for side in ("R", "L"):
         assert ("HKA", side) in names and ("CPAK", side) in names
-    for name, value, unit, side, method in rows:
+    for _name, value, unit, side, method in rows:
         assert isinstance(value, float) and np.isfinite(value)
         assert side in ("R", "L") and result.model.version in method
         assert unit in ("deg", "mm", "{class}", "1")

@@ -96,7 +96,8 @@ def test_sr_values_and_coordinates_match_the_result(case: tuple) -> None:
         np.testing.assert_allclose(data[_key(fc.HEAD_CENTRE)],
                                    lg.landmarks[[0]] + 0.5, atol=1e-3)
         cpak = [i for i in items if _name(i) == _key(fc.CPAK_CLASS)]
-        assert cpak and cpak[0].ConceptCodeSequence[0].CodeValue == fc.CPAK_VALUES[lg.cpak.cls].value
+        want_cpak = fc.CPAK_VALUES[lg.cpak.cls].value
+        assert cpak and cpak[0].ConceptCodeSequence[0].CodeValue == want_cpak
         border = [i for i in items if _name(i) == _key(fc.CPAK_BORDERLINE)][0]
         assert border.ConceptCodeSequence[0].CodeValue == (
             fc.YES.value if lg.cpak.borderline else fc.NO.value)

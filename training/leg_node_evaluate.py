@@ -151,6 +151,13 @@ def latency(pred: FullLegPredictor, seed: int, repeats: int = 3) -> dict[str, An
 
 def to_markdown(r: dict[str, Any], command: str) -> str:
     """The page ``docs/results/full_leg_node_eval.md``."""
+    if r["n_images"] == 0 and "latency" in r:
+        la = r["latency"]
+        return (f"# Full-leg predictor latency\n\n> Research use only, not a medical device.\n\n"
+                f"Command: `{command}`\n\nOne full {la['shape'][1]} x {la['shape'][0]} synthetic "
+                f"instance, `FullLegPredictor.measure`, {r['threads']} threads on a shared CPU: "
+                f"median {la['seconds_median']} s (runs {la['seconds_all']}; parts of the last, "
+                f"ms: {la['timings_ms_last']}); peak RSS {la['peak_rss_mb']} MB.\n")
     lines = [
         "# Full-leg predictor, whole chain (ROI + joint landmarks + shafts + geometry)",
         "",

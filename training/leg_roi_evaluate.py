@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from inference.leg.roi import DEFAULT_ROI_WEIGHTS, ROI_JOINTS, RoiDetector
+from inference.leg.roi import DEFAULT_ROI_WEIGHTS, RoiDetector
 from training.leg_roi_data import PRESENT_MARGIN_MM, RoiSample, _cut, presence, render_sample
 
 
@@ -87,7 +87,8 @@ def evaluate(det: RoiDetector, seeds: range, max_rows: int, cut_every: int, tol_
                                else None,
                                "max": round(float(errs.max()), 2) if errs.size else None,
                                "n": int(errs.size)},
-            "joints_inside": int(n_in), "false_missing_pct": round(100.0 * miss_in / max(n_in, 1), 2),
+            "joints_inside": int(n_in),
+            "false_missing_pct": round(100.0 * miss_in / max(n_in, 1), 2),
             "joints_cut_off": int(n_out),
             "missing_reported_pct": round(100.0 * rep_out / n_out, 2) if n_out else None,
             "ankles_swapped": int(sum(r["swapped"] for r in rs)),

@@ -504,7 +504,8 @@ class FullLegPredictor:
                 if (side, joint) in found:
                     for name, p in zip(JOINT_LANDMARKS[joint], found[(side, joint)], strict=True):
                         core[leg.idx(name)] = p
-            core[leg.ANKLE_CENTRE] = 0.5 * (core[leg.MALLEOLUS_MEDIAL] + core[leg.MALLEOLUS_LATERAL])
+            core[leg.ANKLE_CENTRE] = 0.5 * (core[leg.MALLEOLUS_MEDIAL]
+                                            + core[leg.MALLEOLUS_LATERAL])
             pts, _ = shaft_points(image, core)
             out[side] = pts
         t3 = time.perf_counter()

@@ -33,7 +33,8 @@ LEVELS: dict[str, tuple[str, float]] = {
     "tibia_shaft_proximal": ("tibia", 0.30),
     "tibia_shaft_distal": ("tibia", 0.80),
 }
-#: Distal end of the diaphysis, in condylar widths (|condyle_lateral - condyle_medial|) from the knee.
+#: Distal end of the diaphysis, in condylar widths (|condyle_lateral - condyle_medial|) from
+#: the knee.
 DIAPHYSIS_CW = 2.31
 #: The femoral shaft lies lateral of the mechanical axis by about tan(5.5 deg) of the distance
 #: from the knee (FVA 3-8 deg): where the femoral profiles are centred.
