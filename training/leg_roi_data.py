@@ -84,7 +84,7 @@ def _cut(s: RoiSample, rng: np.random.Generator) -> tuple[npt.NDArray[np.float32
     knee_y = float(np.nanmean(c[[1, 4], 1]))
     ank_y = float(np.nanmean(c[[2, 5], 1]))
     mid_x = float(np.nanmean(c[:, 0]))
-    y0, y1, x0, x1 = 0, rows, 0, cols
+    y0, y1, x0, x1 = 0.0, float(rows), 0.0, float(cols)
     mode = rng.choice(["top", "bottom", "knee_only", "side", "lower_leg", "thigh"])
     if mode == "top":
         y0 = hip_y + rng.uniform(-30, 150) * mm
@@ -104,11 +104,11 @@ def _cut(s: RoiSample, rng: np.random.Generator) -> tuple[npt.NDArray[np.float32
             x0, x1 = (0, mid_x) if rng.uniform() < 0.5 else (mid_x, cols)
     else:  # thigh: hips and knees, no ankles, short cassette
         y0, y1 = hip_y - rng.uniform(20, 120) * mm, knee_y + rng.uniform(-60, 120) * mm
-    y0, y1 = int(np.clip(round(y0), 0, rows - 16)), int(np.clip(round(y1), 0, rows))
-    x0, x1 = int(np.clip(round(x0), 0, cols - 16)), int(np.clip(round(x1), 0, cols))
-    if y1 - y0 < 16 or x1 - x0 < 16:
+    r0, r1 = int(np.clip(round(y0), 0, rows - 16)), int(np.clip(round(y1), 0, rows))
+    c0, c1 = int(np.clip(round(x0), 0, cols - 16)), int(np.clip(round(x1), 0, cols))
+    if r1 - r0 < 16 or c1 - c0 < 16:
         return img, c
-    return img[y0:y1, x0:x1], c - np.array([x0, y0])
+    return img[r0:r1, c0:c1], c - np.array([c0, r0])
 
 
 def _non_leg(rng: np.random.Generator) -> npt.NDArray[np.float32]:

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     render_s = time.time() - t0
     print(f"rendered {len(train)} + {len(val)} images in {render_s:.0f} s", flush=True)
     net = build_roi_network(**cfg["network"])
-    hw = tuple(int(v) for v in cfg["input_hw"])
+    hw = (int(cfg["input_hw"][0]), int(cfg["input_hw"][1]))
     opt = torch.optim.Adam(net.parameters(), lr=float(st["lr"]))
     steps, bs = int(st["steps"]), int(st["batch_size"])
     max_s = float(st["max_minutes"]) * 60.0
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if best is not None:
         net.load_state_dict(best[1])
     a.out.mkdir(parents=True, exist_ok=True)
-    det = RoiDetector(net.eval(), hw, float(st.get("presence_threshold", 0.5)))  # type: ignore[arg-type]
+    det = RoiDetector(net.eval(), hw, float(st.get("presence_threshold", 0.5)))
     torch.save(det.state({"training": {"config": str(a.config), "steps": step,
                                        "minutes": (time.time() - t1) / 60.0,
                                        "render_seconds": render_s,

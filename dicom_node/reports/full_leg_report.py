@@ -32,6 +32,7 @@ from dicom_node.reports.measurement_report import (
     _library_ready,
     _separate,
 )
+from inference.landmarks import CortexPair
 from inference.leg import landmarks as leg
 from inference.leg.predictor import MEASUREMENTS, FullLegResult, LegResult
 
@@ -50,7 +51,7 @@ def _coords(kind: hd.sr.GraphicTypeValues, pts: npt.ArrayLike, purpose: Code, so
     return hd.sr.CoordinatesForMeasurement(
         graphic_type=kind, graphic_data=_scoord(pts),
         source_image=hd.sr.SourceImageForRegion(source.SOPClassUID, source.SOPInstanceUID),
-        purpose=purpose)  # type: ignore[arg-type]
+        purpose=purpose)
 
 
 def leg_geometry(lg: LegResult) -> dict[str, tuple[str, FloatArray]]:
@@ -74,8 +75,8 @@ def leg_geometry(lg: LegResult) -> dict[str, tuple[str, FloatArray]]:
         "femoral_anat": ("POLYLINE", np.array([p[leg.DIAPHYSIS_CENTRE], K])),
     }
 
-    def mid(pair: object) -> FloatArray:
-        return 0.5 * (p[pair.medial] + p[pair.lateral])  # type: ignore[attr-defined]
+    def mid(pair: CortexPair) -> FloatArray:
+        return 0.5 * (p[pair.medial] + p[pair.lateral])
 
     out["femoral_shaft"] = ("POLYLINE", np.array([mid(leg.FEMUR_SHAFT_PROXIMAL),
                                                   mid(leg.FEMUR_SHAFT_DISTAL)]))

@@ -279,8 +279,8 @@ class RoiDetector:
         net.load_state_dict(state["state_dict"])
         thr = float(state.get("presence_threshold", 0.5)) if presence_threshold is None \
             else presence_threshold
-        return cls(net, tuple(int(v) for v in state["input_hw"]),  # type: ignore[arg-type]
-                   thr, digest)
+        hw = (int(state["input_hw"][0]), int(state["input_hw"][1]))
+        return cls(net, hw, thr, digest)
 
     def preprocess(self, image: npt.ArrayLike) -> tuple[torch.Tensor, Letterbox]:
         """Whole image (bone bright) -> ``(1, 1, H, W)`` network input and its letterbox."""
@@ -290,7 +290,8 @@ class RoiDetector:
     def predict(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         """Network outputs (evaluation mode, no gradients)."""
         with torch.no_grad():
-            return self.net(batch)  # type: ignore[no-any-return]
+            out: dict[str, torch.Tensor] = self.net(batch)
+        return out
 
     def postprocess(self, raw: dict[str, torch.Tensor], lb: Letterbox,
                     image_shape: tuple[int, int], mm_per_px: float) -> RoiResult:
