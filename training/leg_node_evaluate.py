@@ -1,0 +1,247 @@
+"""Whole-chain evaluation of the full-leg predictor (ROI included) on hold-out DICOM images.
+
+``python -m training.leg_node_evaluate --n 60 --seed 990000000 --max-rows 4050
+--out docs/results``
+
+Each hold-out image (seeds ``seed ..``, never trained on) is made as a DICOM instance by
+:func:`training.synth_dicom.full_leg.make_full_leg_instance` (at most ``--max-rows`` rows:
+half the 8100-row full size by default, to keep the run to minutes; the joint crops are
+area-averaged down to 1.2-1.3 mm per pixel either way) and measured by
+:meth:`inference.leg.predictor.FullLegPredictor.measure` on the dataset. For every leg the
+values are compared with the truth JSON: MAE, median absolute error and the slope of predicted
+on true (least squares) of HKA, mLDFA, mMPTA, aHKA, JLO, JLCA, FVA, long-leg aTFA and MAD.
+MAD is compared with the truth scaled to the detector (``truth * magnification``) because the
+header gives no magnification (``docs/full_leg.md``). Legs a joint of which is cut off count as
+"not measured" and must be flagged.
+
+Latency: ``--latency`` also times ``measure`` on one full 2800 x 8100 image (``full_size``)
+at the current thread count (median of 3).
+
+Writes ``OUT/full_leg_node_eval.json`` and ``.md`` and prints the JSON last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inference.leg.predictor import FullLegPredictor
+from training.synth_dicom.full_leg import make_full_leg_instance
+
+#: Compared values: result key -> truth key.
+KEYS = {"HKA": "HKA_deg", "mLDFA": "mLDFA_deg", "mMPTA": "mMPTA_deg", "aHKA": "aHKA_deg",
+        "JLO": "JLO_deg", "JLCA": "JLCA_deg", "FVA": "FVA_deg", "aTFA": "aTFA_FTS_deg",
+        "MAD": "MAD_mm"}
+
+
+def _stats(pred: list[float], true: list[float]) -> dict[str, Any]:
+    p, t = np.asarray(pred, float), np.asarray(true, float)
+    ok = np.isfinite(p) & np.isfinite(t)
+    p, t = p[ok], t[ok]
+    if p.size < 3:
+        return {"n": int(p.size)}
+    e = np.abs(p - t)
+    slope, intercept = np.polyfit(t, p, 1)
+    return {"n": int(p.size), "mae": round(float(e.mean()), 3),
+            "medae": round(float(np.median(e)), 3), "p95": round(float(np.percentile(e, 95)), 3),
+            "slope": round(float(slope), 4), "intercept": round(float(intercept), 3),
+            "r": round(float(np.corrcoef(t, p)[0, 1]), 4)}
+
+
+def _oracle(pred: FullLegPredictor, truth: dict[str, Any]) -> None:
+    """Replace the ROI stage by the true joint centres (to separate its errors from the rest)."""
+    from inference.leg import landmarks as leg
+    from inference.leg.roi import ROI_CENTRE, ROI_JOINTS, JointHit, RoiResult, check_layout
+
+    legs = {lt["side"]: lt for lt in truth["legs"]}
+    hits = []
+    for side, joint in ROI_JOINTS:
+        i = leg.idx(ROI_CENTRE[joint])
+        inside = bool(legs[side]["in_image"][i])
+        c = np.asarray(legs[side]["landmarks"][i], float)
+        hits.append(JointHit(side, joint, c if inside else np.full(2, np.nan), float(inside),
+                             inside, 0.0))
+    res = RoiResult(tuple(hits), ())
+
+    def detect(image: Any, mm_per_px: float) -> RoiResult:
+        return RoiResult(res.joints, check_layout(res.joints, mm_per_px))
+
+    pred.roi.detect = detect  # type: ignore[method-assign]
+
+
+def evaluate(pred: FullLegPredictor, seeds: range, max_rows: int, oracle_roi: bool = False
+             ) -> dict[str, Any]:
+    """Measure every hold-out image; return the per-value figures.
+
+    ``oracle_roi`` replaces the ROI stage by the true joint centres (a diagnostic only).
+    """
+    values: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in KEYS}
+    passed_vals: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in KEYS}
+    n_legs = n_measured = n_pass = n_cut = n_cut_flagged = 0
+    cpak_ok = cpak_n = borderline = 0
+    totals, refused = [], []
+    for s in seeds:
+        inst = make_full_leg_instance(s, max_rows=max_rows)
+        if oracle_roi:
+            _oracle(pred, inst.truth)
+        try:
+            res = pred.measure(inst.dataset)
+        except Exception as exc:  # noqa: BLE001 -- a refusal is a result here
+            refused.append({"seed": s, "error": f"{type(exc).__name__}: {exc}"})
+            n_legs += 2
+            continue
+        totals.append(res.timings_ms["total"])
+        mag = float(inst.truth["magnification"])
+        for lt in inst.truth["legs"]:
+            n_legs += 1
+            lg = res.leg(str(lt["side"]))
+            cut = not all(bool(lt["in_image"][i]) for i in (0, 5, 6, 7))
+            if cut:
+                n_cut += 1
+                n_cut_flagged += lg.quality == "flag"
+            if not lg.measured:
+                continue
+            n_measured += 1
+            n_pass += lg.quality == "pass"
+            for k, tk in KEYS.items():
+                t = float(lt["measurements"][tk]) * (mag if k == "MAD" else 1.0)
+                p = lg.measurements[tk]
+                values[k][0].append(p)
+                values[k][1].append(t)
+                if lg.quality == "pass":
+                    passed_vals[k][0].append(p)
+                    passed_vals[k][1].append(t)
+            if lg.cpak is not None:
+                cpak_n += 1
+                cpak_ok += lg.cpak.cls == int(lt["cpak_class"])
+                borderline += lg.cpak.borderline
+    return {
+        "n_images": len(seeds), "n_legs": n_legs, "n_measured": n_measured,
+        "n_pass": n_pass, "refused": refused, "legs_cut_off": n_cut,
+        "legs_cut_off_flagged": n_cut_flagged,
+        "all_measured": {k: _stats(*v) for k, v in values.items()},
+        "passed_only": {k: _stats(*v) for k, v in passed_vals.items()},
+        "cpak_accuracy": round(cpak_ok / cpak_n, 4) if cpak_n else None,
+        "cpak_borderline_pct": round(100.0 * borderline / cpak_n, 2) if cpak_n else None,
+        "measure_ms_median": round(float(np.median(totals)), 1) if totals else None,
+        "seeds": [seeds.start, seeds.stop], "max_rows": max_rows,
+    }
+
+
+def latency(pred: FullLegPredictor, seed: int, repeats: int = 3) -> dict[str, Any]:
+    """``measure`` time of one full-size 2800 x 8100 instance (median of ``repeats``)."""
+    inst = make_full_leg_instance(seed, full_size=True)
+    times, parts = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        r = pred.measure(inst.dataset)
+        times.append(time.perf_counter() - t0)
+        parts.append(r.timings_ms)
+    return {"shape": [int(inst.dataset.Rows), int(inst.dataset.Columns)],
+            "seconds_median": round(float(np.median(times)), 3),
+            "seconds_all": [round(t, 3) for t in times], "timings_ms_last": parts[-1],
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def to_markdown(r: dict[str, Any], command: str) -> str:
+    """The page ``docs/results/full_leg_node_eval.md``."""
+    if r["n_images"] == 0 and "latency" in r:
+        la = r["latency"]
+        return (f"# Full-leg predictor latency\n\n> Research use only, not a medical device.\n\n"
+                f"Command: `{command}`\n\nOne full {la['shape'][1]} x {la['shape'][0]} synthetic "
+                f"instance, `FullLegPredictor.measure`, {r['threads']} threads on a shared CPU: "
+                f"median {la['seconds_median']} s (runs {la['seconds_all']}; parts of the last, "
+                f"ms: {la['timings_ms_last']}); peak RSS {la['peak_rss_mb']} MB.\n")
+    lines = [
+        "# Full-leg predictor, whole chain (ROI + joint landmarks + shafts + geometry)",
+        "",
+        "> Research use only, not a medical device. Synthetic hold-out images only "
+        "(`training.synth_leg`, seeds never trained on).",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"{r['n_images']} images ({r['n_legs']} legs; at most {r['max_rows']} rows), "
+        f"{r['n_measured']} legs measured, {r['n_pass']} passed quality, "
+        f"{len(r['refused'])} images refused; legs with a joint cut off: {r['legs_cut_off']}, "
+        f"flagged: {r['legs_cut_off_flagged']}.",
+        "",
+        "| value | n | MAE | MedAE | P95 | slope | r | MAE (passed legs) | slope (passed) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for k in KEYS:
+        a, p = r["all_measured"][k], r["passed_only"][k]
+        unit = "mm" if k == "MAD" else "deg"
+        lines.append(f"| {k} ({unit}) | {a.get('n')} | {a.get('mae')} | {a.get('medae')} | "
+                     f"{a.get('p95')} | {a.get('slope')} | {a.get('r')} | {p.get('mae')} | "
+                     f"{p.get('slope')} |")
+    lines += [
+        "",
+        f"CPAK accuracy {r['cpak_accuracy']}, borderline {r['cpak_borderline_pct']} % of legs. "
+        f"Median `measure` time on these images {r['measure_ms_median']} ms.",
+        "",
+        "MAD is compared at the detector scale (truth x magnification): the header carries no "
+        "magnification.",
+    ]
+    if "latency" in r:
+        la = r["latency"]
+        lines += ["", f"Latency on a full {la['shape'][1]} x {la['shape'][0]} instance, "
+                      f"{r['threads']} threads: median {la['seconds_median']} s "
+                      f"(runs {la['seconds_all']}; parts of the last, ms: "
+                      f"{la['timings_ms_last']}); peak RSS {la['peak_rss_mb']} MB."]
+    if r["refused"]:
+        lines += ["", "Refused: " + "; ".join(f"{x['seed']}: {x['error']}" for x in r["refused"])]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=990_000_000)
+    ap.add_argument("--max-rows", type=int, default=4050)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--latency", action="store_true")
+    ap.add_argument("--oracle-roi", action="store_true",
+                    help="diagnostic: true joint centres instead of the ROI stage")
+    ap.add_argument("--roi-weights", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    if a.roi_weights is not None:
+        from inference.leg.predictor import DEFAULT_LANDMARK_WEIGHTS, SHIPPED_SHA256
+
+        pred = FullLegPredictor.from_weights(a.roi_weights, DEFAULT_LANDMARK_WEIGHTS,
+                                             landmark_sha256=SHIPPED_SHA256["full_leg_hourglass.pt"])
+    else:
+        pred = FullLegPredictor.from_default_weights()
+    r = evaluate(pred, range(a.seed, a.seed + a.n), a.max_rows, a.oracle_roi)
+    r["oracle_roi"] = a.oracle_roi
+    r["threads"] = a.threads
+    r["model_version"] = pred.model_info.version
+    if a.latency:
+        r["latency"] = latency(pred, a.seed + a.n + 1)
+    cmd = (f"python -m training.leg_node_evaluate --n {a.n} --seed {a.seed} --max-rows "
+           f"{a.max_rows} --threads {a.threads}{' --latency' if a.latency else ''}"
+           f"{' --oracle-roi' if a.oracle_roi else ''} --out {a.out}")
+    name = "full_leg_node_eval_oracle_roi" if a.oracle_roi else "full_leg_node_eval"
+    if a.n == 0:
+        name = "full_leg_node_latency"
+    if a.out is not None:
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / f"{name}.json").write_text(json.dumps(r, indent=1) + "\n")
+        (a.out / f"{name}.md").write_text(to_markdown(r, cmd))
+        print(to_markdown(r, cmd))
+    print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
