@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from dicom_node.errors import ConfigError
+from inference.errors import ConfigError
 from inference.leg import landmarks as leg
 from inference.leg.roi import ROI_CENTRE, ROI_INPUT_HW, ROI_JOINTS, letterbox
 from inference.pixels import stored_to_image

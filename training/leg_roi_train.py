@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 import yaml
 
-from dicom_node.errors import ConfigError
+from inference.errors import ConfigError
 from inference.leg.roi import RoiDetector, build_roi_network
 from training.leg_roi_data import RoiBatchItem, RoiSample, augment, render_samples
 from training.losses import heatmap_cross_entropy, wing_loss

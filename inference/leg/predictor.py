@@ -31,7 +31,7 @@ import pydicom
 import torch
 from scipy import ndimage
 
-from dicom_node.errors import InputImageError, KneeNodeError
+from inference.errors import InputImageError, KneeNodeError
 from inference.leg import geometry as geo
 from inference.leg import landmarks as leg
 from inference.leg.roi import DEFAULT_ROI_WEIGHTS, RoiDetector, RoiResult, check_layout
