@@ -9,8 +9,7 @@ from sqlalchemy import inspect
 
 from dicom_node import kinds
 from dicom_node.commands.status import results_text
-from dicom_node.db import Job, ReceivedInstance
-from dicom_node.db import migrate
+from dicom_node.db import Job, ReceivedInstance, migrate
 from dicom_node.db.session import Database
 from dicom_node.kinds import NO_UNIT, Code, MeasuredItem, OutputWriter, ResultValue, StudyKind
 from dicom_node.kinds.knee_ap import overlay_image

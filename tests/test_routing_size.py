@@ -19,7 +19,7 @@ from dicom_node.routing import route, row_spacing_mm
 from dicom_node.settings import FULL_LEG_KIND, RoutingSettings, default_rules, load_settings
 
 STAND_IN_FULL_LEG = '''
-"""Stand-in ``full-leg`` kind for the routing tests (the real one is dicom_node/kinds/full_leg.py)."""
+"""Stand-in ``full-leg`` kind for the routing tests (the real one: kinds/full_leg.py)."""
 
 from dicom_node.kinds import StudyKind, OutputWriter
 from dicom_node.kinds.knee_ap import overlay_image

@@ -30,6 +30,7 @@ HANDLER_PARTS = (
     ("spool write (store_received)", "spool.py", "store_received"),
     ("fsync (file and folder)", "~", "<built-in method posix.fsync>"),
     ("header re-read (dcmread)", "filereader.py", "dcmread"),
+    ("intake (route, record, dedupe, queue)", "intake.py", "take_in"),
     ("routing", "routing.py", "route"),
     ("audit row", "session.py", "audit"),
     ("SQLite commits", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
