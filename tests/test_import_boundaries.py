@@ -24,6 +24,8 @@ DEV_ONLY: dict[str, str] = {
     "dicom_node.bench": "knee-node bench: synthesises the instances it pushes",
     "dicom_node.benchmark.data": "knee-node bench: synthesises the benchmark studies",
     "dicom_node.demo": "knee-node demo: synthesises the study the demo pushes",
+    "dicom_node.cli": "the command line places the dev commands (synth, model train/"
+    "evaluate) too: explicit imports inside functions, run only when those are invoked",
 }
 
 
