@@ -106,7 +106,7 @@ def _node(target: typer.Typer) -> None:
 
 def _benchmarks(target: typer.Typer) -> None:
     """bench (ingest, inference, end to end, scaling)."""
-    from dicom_node.benchmark import register
+    from benchmarks import register
 
     register(target)
 

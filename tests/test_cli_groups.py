@@ -72,6 +72,6 @@ def test_the_cli_imports_its_modules_by_name_in_the_source() -> None:
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     assert "importlib" not in names
     targets = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert {"dicom_node.commands", "dicom_node.benchmark", "inference.cli", "training.cli",
+    assert {"dicom_node.commands", "benchmarks", "inference.cli", "training.cli",
             "training.synth.cli", "training.synth_dicom", "training.independent.cli"} <= targets
     assert len(cli.COMMAND_SOURCES) == 7

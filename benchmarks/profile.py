@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dicom_node.benchmark.data import FileSet
-from dicom_node.benchmark.ingest import push
-from dicom_node.benchmark.nodes import node_config
-from dicom_node.benchmark.procs import BROKER_URL, purge_queue, unique_name
+from benchmarks.data import FileSet
+from benchmarks.ingest import push
+from benchmarks.nodes import node_config
+from benchmarks.procs import BROKER_URL, purge_queue, unique_name
 
 #: Functions where a thread waits rather than works (pynetdicom's polling loops).
 IDLE = ("time.sleep", "acquire", "select", "poll", "wait")
