@@ -122,14 +122,20 @@ def test_long_leg_descriptions(full_leg_kind: str, description: str) -> None:
     assert route(ds, RoutingSettings()).kind == full_leg_kind
 
 
-def test_the_synthetic_full_leg_header_routes_to_full_leg(full_leg_kind: str) -> None:
-    from training.synth_dicom.full_leg import to_full_leg_dataset  # noqa: F401 (exists)
+def test_the_synthetic_full_leg_study_routes_to_full_leg(full_leg_kind: str) -> None:
+    """The generator's bilateral full-leg instance (reduced to 800 rows): by its
+    description, and by its size alone once the descriptions are removed."""
+    from training.synth_dicom.full_leg import make_full_leg_instance
 
-    # the header the synthetic generator writes (training/synth_dicom/full_leg.py), no pixels
-    ds = full_leg_8100x2800(SeriesDescription="LOWER LIMBS AP STANDING", ImageLaterality="B")
-    assert "PixelData" not in ds
+    ds = make_full_leg_instance(3, max_rows=800).dataset
+    assert ds.Rows / ds.Columns >= 2 and "PixelSpacing" not in ds  # ImagerPixelSpacing only
     d = route(ds, RoutingSettings())
-    assert (d.measure, d.kind) == (True, full_leg_kind)
+    assert (d.measure, d.rule, d.kind) == (True, "full-leg-description", full_leg_kind)
+    for keyword in ("SeriesDescription", "StudyDescription", "ProtocolName"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    d = route(ds, RoutingSettings())
+    assert (d.measure, d.rule, d.kind) == (True, "full-leg-tall-image", full_leg_kind)
 
 
 @pytest.mark.parametrize(
