@@ -111,8 +111,10 @@ def test_a_knee_sent_as_leg_stays_a_knee(full_leg_kind: str) -> None:
     """ap-pa-knee keeps its meaning: BodyPartExamined LEG on a knee-sized image."""
     d = route(header(2500, 2048, BodyPartExamined="LEG", SeriesDescription="Knee AP"),
               RoutingSettings())
-    assert (d.rule, d.kind) == ("ap-pa-knee", "knee-ap")
-    assert "aspect Rows/Columns 1.22 < min_aspect 2" in d.reason or d.measure
+    assert (d.measure, d.rule, d.kind) == (True, "ap-pa-knee", "knee-ap")
+    tall_only = RoutingSettings(rules=[RoutingSettings().rules[1]])
+    assert route(header(2500, 2048, BodyPartExamined="LEG"), tall_only).reason == (
+        "full-leg-tall-image: aspect Rows/Columns 1.22 < min_aspect 2")
 
 
 @pytest.mark.parametrize("description", ["Full leg AP", "LONG-LEG standing", "Hip-to-ankle",
