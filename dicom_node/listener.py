@@ -2,9 +2,10 @@
 
 Association: the calling AE title and address must match ``node.allowed_callers``, else
 A-ASSOCIATE-RJ (rejected permanent, calling AE title not recognised). C-STORE: the
-instance is written durably to the spool and recorded in the database *before* success
-is answered; any failure answers a failure status (0xA700 out of resources, 0xC000
-cannot understand), never success. An instance whose SOP Instance UID was already queued
+instance is written durably to the spool (:mod:`dicom_node.spool`), then routed, recorded
+and queued by :func:`dicom_node.intake.take_in` *before* success is answered; any
+failure answers a failure status (0xA700 out of resources, 0xC000 cannot understand),
+never success. An instance whose SOP Instance UID was already queued
 or measured is answered success (it is stored) and recorded as ``duplicate``: no second
 job, no second SR.
 """
@@ -13,14 +14,11 @@ from __future__ import annotations
 
 import logging
 import ssl
-import struct
-import threading
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from pydicom import Dataset, dcmread
-from pydicom.errors import InvalidDicomError
+from pydicom import Dataset
 from pydicom.uid import (
     JPEG2000,
     DeflatedExplicitVRLittleEndian,
@@ -43,7 +41,6 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     DigitalXRayImageStorageForProcessing,
     Verification,
 )
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_node.admission import (
@@ -52,15 +49,7 @@ from dicom_node.admission import (
     PduDeadline,
     install_pdu_deadline,
 )
-from dicom_node.db.models import ReceivedInstance
-from dicom_node.db.session import audit_event, uid_hash
-from dicom_node.db.states import (
-    FINISHED_JOB_STATES,
-    DeliveryState,
-    InstanceState,
-    transition,
-)
-from dicom_node.routing import route
+from dicom_node.intake import Answer, Arrival, record_refusal, take_in
 from dicom_node.spool import DecodedSizeError, store_received
 
 if TYPE_CHECKING:
@@ -93,22 +82,15 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
     RLELossless,
 )
 
-#: What reading a damaged dataset may raise (pydicom parses lazily, so also on access).
-_UNREADABLE = (
-    InvalidDicomError,
-    ValueError,
-    KeyError,
-    AttributeError,
-    TypeError,
-    EOFError,
-    OSError,
-    struct.error,
-    NotImplementedError,
-)
-
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
+#: The C-STORE status of each intake answer.
+_ANSWERS = {
+    Answer.STORED: SUCCESS,
+    Answer.CANNOT_UNDERSTAND: CANNOT_UNDERSTAND,
+    Answer.OUT_OF_RESOURCES: OUT_OF_RESOURCES,
+}
 
 #: A-ASSOCIATE-RJ (result, source, reason): rejected-transient, service-provider
 #: (presentation related), local-limit-exceeded
@@ -121,15 +103,6 @@ def _status(code: int, comment: str) -> Dataset:
     ds.Status = code
     ds.ErrorComment = comment[:64]
     return ds
-
-
-def decoded_size(header: Dataset) -> int:
-    """Bytes the pixel data decodes to: Rows x Columns x frames x samples x bytes each."""
-    rows, cols = int(header.get("Rows") or 0), int(header.get("Columns") or 0)
-    frames = int(header.get("NumberOfFrames") or 1)
-    samples = int(header.get("SamplesPerPixel") or 1)
-    bits = int(header.get("BitsAllocated") or 16)
-    return rows * cols * max(frames, 1) * max(samples, 1) * max((bits + 7) // 8, 1)
 
 
 def _received(event: evt.Event) -> Path | bytes:
@@ -159,9 +132,6 @@ class StorageSCP:
         self.guard = guard if guard is not None else ConnectionGuard(
             lambda: ctx.settings.node, self._refused_at_accept
         )
-        # one check-and-insert at a time, so two associations sending the same SOP
-        # Instance UID at once cannot both queue it
-        self._record_lock = threading.Lock()
 
     # -- association ---------------------------------------------------------------
     def on_requested(self, event: evt.Event) -> None:
@@ -240,196 +210,37 @@ class StorageSCP:
         return SUCCESS
 
     def on_store(self, event: evt.Event) -> int | Dataset:
-        """C-STORE: store durably, record, route, queue; answer success only then."""
+        """C-STORE: spool (durably), then intake (route, record, dedupe, queue); answer
+        success only then."""
         req = cast(C_STORE, event.request)
-        sop_uid = str(req.AffectedSOPInstanceUID)
-        sop_class = str(req.AffectedSOPClassUID)
-        calling = str(event.assoc.requestor.ae_title).strip()
-        address = str(event.assoc.requestor.address)
-        tag = uid_hash(sop_uid)[:12]
-        limits = self.ctx.settings.node.limits
+        arrival = Arrival(
+            calling_ae_title=str(event.assoc.requestor.ae_title).strip(),
+            peer_address=str(event.assoc.requestor.address),
+            sop_class_uid=str(req.AffectedSOPClassUID),
+            sop_instance_uid=str(req.AffectedSOPInstanceUID),
+            transfer_syntax_uid=str(event.file_meta.TransferSyntaxUID),
+        )
         storage = self.ctx.settings.storage
         try:
             path = store_received(
                 storage.spool,
-                sop_uid,
+                arrival.sop_instance_uid,
                 event.file_meta,
                 _received(event),
-                max_decoded_bytes=limits.max_decoded_bytes,
+                max_decoded_bytes=self.ctx.settings.node.limits.max_decoded_bytes,
                 modes=storage.modes,
             )
         except DecodedSizeError as exc:
-            log.warning("instance %s from %s: refused: %s", tag, calling, exc)
-            self._record_refusal(calling, address, sop_class, sop_uid, event, str(exc))
+            log.warning("instance %s from %s: refused: %s", arrival.tag,
+                        arrival.calling_ae_title, exc)
+            record_refusal(self.ctx, arrival, str(exc))
             return _status(OUT_OF_RESOURCES, "inflated size exceeds the node's limit")
         except OSError as exc:
-            log.error("instance %s: cannot write to spool: %s", tag, exc.strerror)
+            log.error("instance %s: cannot write to spool: %s", arrival.tag, exc.strerror)
             return OUT_OF_RESOURCES
-        row: dict[str, Any] = {
-            "calling_ae_title": calling[:16],
-            "peer_address": address,
-            "sop_class_uid": sop_class,
-            "sop_instance_uid": sop_uid[:64],
-            "transfer_syntax_uid": str(event.file_meta.TransferSyntaxUID),
-            "spool_path": str(path.resolve()),  # absolute: a worker may run from elsewhere
-            "size_bytes": path.stat().st_size,
-        }
-        status = SUCCESS
-        missing_job: tuple[int, list[str]] | None = None
-        try:
-            header = dcmread(path, stop_before_pixels=True)
-            row.update(
-                study_instance_uid=str(header.StudyInstanceUID)[:64],
-                series_instance_uid=str(header.SeriesInstanceUID)[:64],
-                modality=str(header.get("Modality", ""))[:16] or None,
-                body_part=str(header.get("BodyPartExamined", ""))[:64] or None,
-                view_position=str(header.get("ViewPosition", ""))[:16] or None,
-            )
-            if str(header.SOPInstanceUID) != sop_uid:
-                raise ValueError("SOP Instance UID in the dataset differs from the request")
-            size = decoded_size(header)
-            if size > limits.max_decoded_bytes:
-                reason = (
-                    f"decoded size {size} bytes (Rows x Columns x frames x samples x bytes) "
-                    f"exceeds node.limits.max_decoded_bytes {limits.max_decoded_bytes}"
-                )
-                log.warning("instance %s from %s: refused: %s", tag, calling, reason)
-                Path(path).unlink(missing_ok=True)
-                self._record_refusal(calling, address, sop_class, sop_uid, event, reason)
-                return _status(OUT_OF_RESOURCES, "decoded image size exceeds the node's limit")
-            decision = route(header, self.ctx.settings.routing)
-        except _UNREADABLE as exc:  # an unreadable dataset: recorded, then refused
-            log.warning(
-                "instance %s from %s: cannot be read (%s)", tag, calling, type(exc).__name__
-            )
-            row.update(
-                state=InstanceState.REJECTED,
-                reason=f"cannot understand: {type(exc).__name__}: {exc}"[:2000],
-            )
-            status = CANNOT_UNDERSTAND
-        else:
-            row.update(
-                state=InstanceState.QUEUED if decision.measure else InstanceState.IGNORED,
-                reason=None if decision.measure else decision.reason[:2000],
-                routing_rule=decision.rule,
-                kind=decision.kind,
-            )
-        try:
-            with self._record_lock, self.ctx.db.session() as s:
-                if row["state"] == InstanceState.QUEUED:
-                    first = s.scalars(
-                        select(ReceivedInstance)
-                        .where(
-                            ReceivedInstance.sop_instance_uid == row["sop_instance_uid"],
-                            ReceivedInstance.state.in_(
-                                (InstanceState.QUEUED, InstanceState.MEASURED)
-                            ),
-                        )
-                        .order_by(ReceivedInstance.id)
-                        .limit(1)
-                    ).first()
-                    if first is not None:  # sent again: stored already, the first result stands
-                        row.update(
-                            state=InstanceState.DUPLICATE,
-                            reason=f"same SOP Instance UID as instance {first.id} "
-                            f"({first.state}); the first result stands",
-                        )
-                        missing_job = self._undelivered_job(first)
-                if row["state"] != InstanceState.QUEUED:
-                    Path(path).unlink(missing_ok=True)
-                    row["spool_path"] = None
-                inst = ReceivedInstance(**row)
-                s.add(inst)
-                s.flush()
-                instance_id = inst.id
-                s.add(audit_event(  # same transaction: one commit per instance
-                    "instance_received",
-                    ae_title=calling[:16],
-                    peer_address=address,
-                    sop_class_uid=sop_class,
-                    sop_instance_uid=sop_uid,
-                    detail=f"{row['state']}; instance {instance_id}",
-                ))
-        except SQLAlchemyError as exc:
-            log.error("instance %s: cannot record in the database: %s", tag, type(exc).__name__)
-            Path(path).unlink(missing_ok=True)
-            return OUT_OF_RESOURCES
-        if row["state"] == InstanceState.QUEUED:
-            try:
-                self.ctx.queue.submit_measurement(instance_id)
-            except Exception:  # broker down: the sender must retry, so say failure
-                log.exception("instance %s: cannot queue", tag)
-                with self.ctx.db.session() as s:
-                    inst = s.get_one(ReceivedInstance, instance_id)
-                    inst.state = transition(inst.state, InstanceState.FAILED)
-                    inst.reason, inst.spool_path = "queue unavailable", None
-                Path(path).unlink(missing_ok=True)
-                return OUT_OF_RESOURCES
-        # the reason names rules, never PHI
-        if row["state"] in (InstanceState.IGNORED, InstanceState.DUPLICATE):
-            log.info(
-                "instance %s from %s: %s (row %d): %s",
-                *(tag, calling, row["state"], instance_id, row["reason"]),
-            )
-        else:
-            log.info("instance %s from %s: %s (row %d)", tag, calling, row["state"], instance_id)
-        if row["state"] == InstanceState.DUPLICATE and missing_job is not None:
-            job_id, names = missing_job
-            log.warning(
-                "instance %s: sent again, but job %d's result never reached %s; to send it "
-                "there: knee-node resend --job %d",
-                *(tag, job_id, ", ".join(names), job_id),
-            )
-        return status
-
-    def _undelivered_job(self, first: ReceivedInstance) -> tuple[int, list[str]] | None:
-        """The first instance's finished job and the configured destinations it never
-        reached (e.g. added since), or None."""
-        jobs = [j for j in first.jobs if j.state in FINISHED_JOB_STATES]
-        if not jobs:
-            return None
-        job = jobs[0]
-        reached = {d.destination for d in job.deliveries if d.state == DeliveryState.DELIVERED}
-        missing = [
-            d.name for d in self.ctx.settings.delivery.destinations if d.name not in reached
-        ]
-        return (job.id, missing) if missing else None
-
-    def _record_refusal(
-        self,
-        calling: str,
-        address: str,
-        sop_class: str,
-        sop_uid: str,
-        event: evt.Event,
-        reason: str,
-    ) -> None:
-        """Record an instance refused before it was stored (nothing kept in the spool)."""
-        try:
-            with self.ctx.db.session() as s:
-                inst = ReceivedInstance(
-                    calling_ae_title=calling[:16],
-                    peer_address=address,
-                    sop_class_uid=sop_class,
-                    sop_instance_uid=sop_uid[:64],
-                    transfer_syntax_uid=str(event.file_meta.TransferSyntaxUID),
-                    spool_path=None,
-                    size_bytes=0,
-                    state=InstanceState.REJECTED,
-                    reason=f"refused: {reason}"[:2000],
-                )
-                s.add(inst)
-                s.flush()
-                s.add(audit_event(
-                    "instance_received",
-                    ae_title=calling[:16],
-                    peer_address=address,
-                    sop_class_uid=sop_class,
-                    sop_instance_uid=sop_uid,
-                    detail=f"rejected; instance {inst.id}",
-                ))
-        except SQLAlchemyError as exc:
-            log.error("cannot record a refused instance: %s", type(exc).__name__)
+        result = take_in(self.ctx, arrival, path)
+        code = _ANSWERS[result.answer]
+        return code if result.comment is None else _status(code, result.comment)
 
     def handlers(self) -> list[Any]:
         """pynetdicom event handlers."""

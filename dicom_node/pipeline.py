@@ -234,6 +234,9 @@ def _record_items(s: Session, job_id: int, items: list[MeasuredItem]) -> None:
             ResultValueRow(
                 job_id=job_id, measurement_id=row.id, name=v.name, value=v.value, unit=v.unit,
                 laterality=item.laterality, method=v.method, uncertainty=v.uncertainty,
+                code_value=None if v.code is None else v.code.value,
+                code_scheme=None if v.code is None else v.code.scheme,
+                code_meaning=None if v.code is None else v.code.meaning,
             )
             for v in item.values
         )
@@ -269,7 +272,10 @@ def values_text(values: Sequence[ResultValue]) -> str:
     parts, previous = [], None
     for v in values:
         label = v.label if v.name != previous or v.method is None else v.method
-        parts.append(f"{label} " + ("n/a" if v.value is None else f"{v.value:+.1f} {v.unit}"))
+        if v.code is not None:
+            parts.append(f"{label} {v.code.meaning}")
+        else:
+            parts.append(f"{label} " + ("n/a" if v.value is None else f"{v.value:+.1f} {v.unit}"))
         previous = v.name
     return ", ".join(parts)
 

@@ -1,7 +1,11 @@
 """Routing: which study kind is a received instance, if any, to be measured as?
 
 Rules come from ``routing.rules`` in the settings; the first rule every field of which
-matches wins, and its ``kind`` (default ``knee-ap``) is the kind measured. Anything else is
+matches wins, and its ``kind`` (default ``knee-ap``) is the kind measured. Rules read only
+header fields: Modality, BodyPartExamined, ViewPosition, the descriptions, and for the size
+fields (``min_rows``, ``min_aspect``/``max_aspect`` as Rows/Columns, ``min_height_mm`` as
+Rows x PixelSpacing, or ImagerPixelSpacing when PixelSpacing is absent) Rows, Columns and
+the spacing; the pixel data is never decoded. Anything else is
 recorded as ignored (with a reason naming the attribute, never a patient attribute) and
 its file deleted.
 """
@@ -53,6 +57,65 @@ def _check_rule(rule: RoutingRule, ds: Dataset) -> str | None:
     ):
         if pattern is not None and not re.search(pattern, str(ds.get(keyword, "")), re.IGNORECASE):
             return f"{keyword} does not match /{pattern}/"
+    if rule.description is not None and not any(
+        re.search(rule.description, str(ds.get(k, "")), re.IGNORECASE) for k in _DESCRIPTIONS
+    ):
+        return f"none of {', '.join(_DESCRIPTIONS)} matches /{rule.description}/"
+    return _check_size(rule, ds)
+
+
+#: The header fields a rule's ``description`` is searched in.
+_DESCRIPTIONS = ("SeriesDescription", "StudyDescription", "ProtocolName")
+
+
+def _number(value: object) -> float | None:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def row_spacing_mm(ds: Dataset) -> float | None:
+    """The spacing between rows in mm: PixelSpacing[0], else ImagerPixelSpacing[0]."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(keyword)
+        if value is not None:
+            try:
+                spacing = _number(value[0])
+            except (TypeError, IndexError):
+                spacing = None
+            if spacing is not None and spacing > 0:
+                return spacing
+    return None
+
+
+def _check_size(rule: RoutingRule, ds: Dataset) -> str | None:
+    """None if the image's size fits ``rule`` (header fields only; no pixel decode)."""
+    if rule.min_rows is None and rule.min_aspect is None and rule.max_aspect is None and (
+        rule.min_height_mm is None
+    ):
+        return None
+    rows = _number(ds.get("Rows"))
+    if rows is None or rows <= 0:
+        return "Rows absent"
+    if rule.min_rows is not None and rows < rule.min_rows:
+        return f"Rows {rows:.0f} < min_rows {rule.min_rows}"
+    if rule.min_aspect is not None or rule.max_aspect is not None:
+        columns = _number(ds.get("Columns"))
+        if columns is None or columns <= 0:
+            return "Columns absent"
+        aspect = rows / columns
+        if rule.min_aspect is not None and aspect < rule.min_aspect:
+            return f"aspect Rows/Columns {aspect:.2f} < min_aspect {rule.min_aspect:g}"
+        if rule.max_aspect is not None and aspect > rule.max_aspect:
+            return f"aspect Rows/Columns {aspect:.2f} > max_aspect {rule.max_aspect:g}"
+    if rule.min_height_mm is not None:
+        spacing = row_spacing_mm(ds)
+        if spacing is None:
+            return "PixelSpacing and ImagerPixelSpacing absent"
+        height = rows * spacing
+        if height < rule.min_height_mm:
+            return f"height {height:.0f} mm < min_height_mm {rule.min_height_mm:g}"
     return None
 
 

@@ -333,10 +333,36 @@ class RoutingRule(_Section):
     allow_missing_view_position: bool = False
     series_description: str | None = Field(None, description="regex (case-insensitive, search)")
     study_description: str | None = Field(None, description="regex (case-insensitive, search)")
+    description: str | None = Field(
+        None,
+        description="regex (case-insensitive, search) that SeriesDescription, "
+        "StudyDescription or ProtocolName must match (any one of them)",
+    )
+    min_rows: int | None = Field(None, ge=1, description="least Rows (pixels)")
+    min_aspect: float | None = Field(None, gt=0, description="least Rows / Columns")
+    max_aspect: float | None = Field(None, gt=0, description="greatest Rows / Columns")
+    min_height_mm: float | None = Field(
+        None,
+        gt=0,
+        description="least image height in mm: Rows x row spacing of PixelSpacing "
+        "(ImagerPixelSpacing when PixelSpacing is absent)",
+    )
 
     _kind = field_validator("kind")(classmethod(lambda cls, v: _check_kind(v)))
 
-    @field_validator("series_description", "study_description")
+    @model_validator(mode="after")
+    def _aspects(self) -> RoutingRule:
+        if (
+            self.min_aspect is not None
+            and self.max_aspect is not None
+            and self.min_aspect > self.max_aspect
+        ):
+            raise ValueError(
+                f"min_aspect ({self.min_aspect}) must not exceed max_aspect ({self.max_aspect})"
+            )
+        return self
+
+    @field_validator("series_description", "study_description", "description")
     @classmethod
     def _regex(cls, v: str | None) -> str | None:
         if v is not None:
@@ -347,10 +373,49 @@ class RoutingRule(_Section):
         return v
 
 
+#: The study kind the default long-leg rules route to (registered by dicom_node/kinds/full_leg.py).
+FULL_LEG_KIND = "full-leg"
+#: Body parts a long-leg radiograph is sent with (ap-pa-knee takes LEG/LOWER LIMB too).
+_LONG_LEG_BODY_PARTS = ["LEG", "LOWER LIMB", "LOWERLIMB", "EXTREMITY"]
+#: Descriptions that say "long-leg": full leg, long leg, hip to ankle, standing, lower limbs.
+LONG_LEG_DESCRIPTION = (
+    r"full[\s_-]*legs?|long[\s_-]*legs?|hip[\s_-]*(to|-)?[\s_-]*ankle|standing"
+    r"|lower[\s_-]*limbs|whole[\s_-]*leg|scanogram"
+)
+
+
+def default_rules() -> list[RoutingRule]:
+    """The routing rules used when the configuration names none.
+
+    ``full-leg-description`` (a long-leg description) and ``full-leg-tall-image`` (Rows /
+    Columns >= 2 and at least 600 mm high) come first, **only when the ``full-leg`` kind
+    is registered**; then ``ap-pa-knee`` (kind ``knee-ap``), unchanged. A knee image sent
+    with BodyPartExamined LEG, a knee description and a knee-sized field still goes to
+    ``knee-ap``: the body part alone does not make a study long-leg.
+    """
+    from dicom_node import kinds
+
+    rules: list[RoutingRule] = []
+    if FULL_LEG_KIND in kinds.names():
+        common: dict[str, Any] = {
+            "kind": FULL_LEG_KIND,
+            "body_parts": _LONG_LEG_BODY_PARTS,
+            "allow_missing_body_part": True,
+        }
+        rules.append(
+            RoutingRule(name="full-leg-description", description=LONG_LEG_DESCRIPTION, **common)
+        )
+        rules.append(
+            RoutingRule(name="full-leg-tall-image", min_aspect=2.0, min_height_mm=600.0, **common)
+        )
+    rules.append(RoutingRule(name="ap-pa-knee"))
+    return rules
+
+
 class RoutingSettings(_Section):
     """Routing: which received instances to measure, and as which study kind."""
 
-    rules: list[RoutingRule] = Field(default_factory=lambda: [RoutingRule(name="ap-pa-knee")])
+    rules: list[RoutingRule] = Field(default_factory=default_rules)
 
 
 def _destination_type(value: Any) -> str:

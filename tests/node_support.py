@@ -207,7 +207,7 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 @contextmanager
 def postgres_database() -> Iterator[str | None]:
     """A fresh Postgres database (URL), dropped afterwards; None if Postgres is unreachable."""
-    from dicom_node.benchmark.procs import postgres_database as fresh_database
+    from benchmarks.procs import postgres_database as fresh_database
 
     with fresh_database(PG_ADMIN) as url:
         yield url

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dicom_node.benchmark.procs import redis_reachable
-from dicom_node.benchmark.runner import BenchOptions, targets
+from benchmarks.procs import redis_reachable
+from benchmarks.runner import BenchOptions, targets
 from dicom_node.cli import app
 
 
@@ -60,8 +60,8 @@ def test_bench_ingest_on_two_tiny_images_writes_json_and_doc(tmp_path: Path) -> 
 @pytest.mark.network
 def test_bench_end_to_end_on_two_tiny_studies(tmp_path: Path) -> None:
     """Embedded defaults with the shipped model: one study one at a time, one in a burst."""
-    from dicom_node.benchmark.data import make_file_set
-    from dicom_node.benchmark.e2e import load_datasets, measure_config
+    from benchmarks.data import make_file_set
+    from benchmarks.e2e import load_datasets, measure_config
 
     files = make_file_set(tmp_path / "files", 3, 2, max_side=256)
     res = measure_config("embedded", tmp_path / "run", load_datasets(list(files.paths)),

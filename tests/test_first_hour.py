@@ -150,7 +150,7 @@ def test_synth_names_files_as_its_help_says_and_predict_out_writes_sr_and_sc(
     from pydicom import dcmread
 
     runner = CliRunner()
-    helptext = runner.invoke(app, ["synth", "--help"]).output
+    helptext = runner.invoke(app, ["synth", "dicom", "--help"]).output  # the grouped form
     assert "knee_0000000777.dcm" in helptext, "the help shows the real file name"
     made = runner.invoke(
         app, ["synth", "--count", "1", "--out", str(tmp_path / "d"), "--seed", "777",

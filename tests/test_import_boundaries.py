@@ -4,6 +4,8 @@
   inside a function): the model and its training stand on their own.
 - The node's product modules never import ``training/``; the few dev-only commands that
   need it (listed in :data:`DEV_ONLY` with the reason) import it inside functions only.
+- The benchmark harness is the top-level ``benchmarks/`` package; the node starts it
+  from :data:`BENCHMARK_ENTRY` only, inside functions.
 - The module-level imports among ``dicom_node`` modules form no cycle (imports inside
   functions and under ``if TYPE_CHECKING:`` do not run at import time and do not count).
 
@@ -21,9 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: dicom_node modules that are development tools, not the product path: they may import
 #: ``training`` but only inside functions (so the product never loads it).
 DEV_ONLY: dict[str, str] = {
-    "dicom_node.bench": "knee-node bench: synthesises the instances it pushes",
-    "dicom_node.benchmark.data": "knee-node bench: synthesises the benchmark studies",
     "dicom_node.demo": "knee-node demo: synthesises the study the demo pushes",
+    "dicom_node.cli": "the command line places the dev commands (synth, model train/"
+    "evaluate) too: explicit imports inside functions, run only when those are invoked",
 }
 
 
@@ -119,6 +121,33 @@ def test_the_product_does_not_import_training() -> None:
                 offenders.append(f"{name}:{imp.line} imports {imp.target} (product module)")
             elif imp.module_level:
                 offenders.append(f"{name}:{imp.line} imports {imp.target} at module level")
+    assert offenders == []
+
+
+#: dicom_node modules that start the benchmark harness (``benchmarks/``, outside the
+#: product package), inside functions only.
+BENCHMARK_ENTRY: dict[str, str] = {
+    "dicom_node.cli": "knee-node bench ...: the group's commands",
+    "dicom_node.commands.demo": "knee-node bench node: throughput of an in-process node",
+}
+
+
+def test_the_benchmark_harness_lives_outside_the_product() -> None:
+    assert not (ROOT / "dicom_node" / "bench.py").exists()
+    assert not (ROOT / "dicom_node" / "benchmark").exists()
+    assert (ROOT / "benchmarks" / "__init__.py").is_file()
+    assert (ROOT / "benchmarks" / "results.json").is_file(), "the results JSON stays"
+    offenders = []
+    for package in ("dicom_node", "inference", "training"):
+        for path in sources(package):
+            name = module_name(path)
+            for imp in imports_of(path):
+                if _top(imp.target) != "benchmarks":
+                    continue
+                if name not in BENCHMARK_ENTRY:
+                    offenders.append(f"{name}:{imp.line} imports {imp.target}")
+                elif imp.module_level:
+                    offenders.append(f"{name}:{imp.line} imports {imp.target} at module level")
     assert offenders == []
 
 

@@ -94,7 +94,7 @@ def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
 def _check_upgrade_keeps_every_result(url: str, tmp_path: Path) -> None:
     _fill_at_0001(url)
     migrate.upgrade(url)
-    assert migrate.current_revision(url) == migrate.head_revision() == "0003"
+    assert migrate.current_revision(url) == migrate.head_revision() == "0004"
 
     values = _rows(url, "SELECT v.job_id, m.item_index, v.laterality, v.name, v.method, "
                         "v.value, v.unit FROM result_values v LEFT JOIN measurements m "

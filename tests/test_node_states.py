@@ -80,7 +80,7 @@ def test_the_product_compares_no_state_as_a_string_literal() -> None:
     found = []
     for path in sorted((ROOT / "dicom_node").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if rel in NOT_STATES or rel.startswith(("dicom_node/benchmark/", "dicom_node/bench")):
+        if rel in NOT_STATES:  # the benchmark harness (benchmarks/, a dev tool) is not scanned
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

@@ -58,7 +58,7 @@ def test_free_port_and_wait_port_are_written_once() -> None:
         if isinstance(n, ast.FunctionDef) and n.name in ("free_port", "wait_port")
     ]
     assert sorted(defined) == [
-        "dicom_node/benchmark/procs.py:wait_port",  # the same, failing with BenchmarkError
+        "benchmarks/procs.py:wait_port",  # the same, failing with BenchmarkError
         "dicom_node/peers.py:free_port",
         "dicom_node/peers.py:wait_port",
     ]

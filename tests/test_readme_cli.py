@@ -55,7 +55,7 @@ def readme_commands(text: str) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
 
 def test_the_table_is_parsed() -> None:
     rows = dict(table_commands(README.read_text()))
-    assert ("predict",) in rows and rows[("predict",)] == ("--out",)
+    assert ("model", "predict") in rows and rows[("model", "predict")] == ("--out",)
     assert ("db", "upgrade") in rows and ("status",) in rows and len(rows) >= 12
 
 

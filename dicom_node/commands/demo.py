@@ -35,7 +35,7 @@ def bench_node(
     max_side: int = typer.Option(1024, min=64, help="longest image side in pixels"),
 ) -> None:
     """Throughput of an in-process node (C-STORE to SR+SC back) with the configured model."""
-    from dicom_node.bench import bench_node as run
+    from benchmarks.bench_node import bench_node as run
 
     typer.echo(run(settings_or_exit(config), count, max_side).summary())
 

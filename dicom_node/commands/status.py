@@ -39,7 +39,8 @@ def study_tag(study_uid: str | None) -> str:
 
 def results_text(j: Job) -> str:
     """The job's headline values (its kind's ``headline``) for the table: "aTFA FTS +4.0°,
-    FNTS -1.0°"; a flagged or failed job shows none."""
+    FNTS -1.0°", a coded value by its meaning ("CPAK type II"); a flagged or failed job
+    shows none."""
     from dicom_node import kinds
 
     kind = kinds.registry().get(j.kind or kinds.DEFAULT_KIND)
@@ -51,8 +52,12 @@ def results_text(j: Job) -> str:
         if row is None:
             continue
         name = label if row.name != previous or row.method is None else row.method
-        unit = "°" if row.unit == "deg" else f" {row.unit}"
-        parts.append(f"{name} {NO_ANGLE if row.value is None else f'{row.value:+.1f}{unit}'}")
+        if row.is_coded:
+            parts.append(f"{name} {row.code_meaning or row.code_value}")
+        else:
+            unit = "°" if row.unit == "deg" else f" {row.unit}"
+            shown = NO_ANGLE if row.value is None else f"{row.value:+.1f}{unit}"
+            parts.append(f"{name} {shown}")
         previous = row.name
     return ", ".join(parts) or NO_ANGLE
 

@@ -167,6 +167,10 @@ class ResultValueRow(Base):
     laterality: Mapped[str | None] = mapped_column(String(1), nullable=True)
     method: Mapped[str | None] = mapped_column(String(32), nullable=True)
     uncertainty: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: a coded value (value None, unit ""): Code Value, Coding Scheme Designator, Meaning
+    code_value: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    code_scheme: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    code_meaning: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     job: Mapped[Job] = relationship(back_populates="values")
     measurement: Mapped[Measurement | None] = relationship(back_populates="values")
@@ -175,6 +179,11 @@ class ResultValueRow(Base):
     def label(self) -> str:
         """Name and method as ``status`` shows them: "aTFA FTS"."""
         return self.name if self.method is None else f"{self.name} {self.method}"
+
+    @property
+    def is_coded(self) -> bool:
+        """Whether the row holds a code (the ``code_*`` columns) rather than a number."""
+        return self.code_value is not None
 
 
 class OutputObject(Base):

@@ -35,21 +35,61 @@ _OBJECT_KIND = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
 
 
 @dataclass(frozen=True)
+class Code:
+    """A coded value: a DICOM code triplet (Code Value, Coding Scheme Designator, Code
+    Meaning), e.g. the CPAK class ``Code("CPAK-II", "99KNEENODE", "CPAK type II")``.
+
+    Parameters
+    ----------
+    value
+        Code Value (at most 16 characters, SH).
+    scheme
+        Coding Scheme Designator (at most 16 characters), e.g. ``"DCM"``, ``"SCT"`` or a
+        private ``"99..."`` scheme.
+    meaning
+        Code Meaning (at most 64 characters, LO), what ``status`` shows.
+    """
+
+    value: str
+    scheme: str
+    meaning: str
+
+    def __post_init__(self) -> None:
+        for argument, limit in (("value", 16), ("scheme", 16), ("meaning", 64)):
+            text = getattr(self, argument)
+            if not isinstance(text, str) or not text.strip() or len(text) > limit:
+                raise ValueError(
+                    f"{argument} must be a non-empty string of at most {limit} characters, "
+                    f"got {text!r}"
+                )
+
+
+#: The unit of a coded value (it has none); stored as "" in ``result_values.unit``.
+NO_UNIT = ""
+
+
+@dataclass(frozen=True)
 class ResultValue:
     """One named, coded result value of one measured item (a knee, a leg).
+
+    A value is a number (``value`` and ``unit``) or a code (``code``, with ``value`` None
+    and ``unit`` :data:`NO_UNIT`): :meth:`coded` makes the latter.
 
     Parameters
     ----------
     name
-        What is measured, e.g. ``"aTFA"``, ``"HKA"``.
+        What is measured, e.g. ``"aTFA"``, ``"HKA"``, ``"CPAK"``.
     value
-        The value; None when the item has landmarks but they define none.
+        The number; None when the item has landmarks but they define none, or the value is
+        coded.
     unit
-        UCUM unit, e.g. ``"deg"``, ``"mm"``.
+        UCUM unit, e.g. ``"deg"``, ``"mm"``; :data:`NO_UNIT` for a coded value.
     method
         How it was measured, e.g. ``"FTS"`` or ``"FNTS"`` for the aTFA; None if one way.
     uncertainty
         Half-width of its 95 % interval in ``unit``, when known.
+    code
+        The coded value (e.g. the CPAK class), or None for a number.
     """
 
     name: str
@@ -57,12 +97,27 @@ class ResultValue:
     unit: str
     method: str | None = None
     uncertainty: float | None = None
+    code: Code | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
-        if not self.unit:
+        if self.code is not None:
+            if not isinstance(self.code, Code):
+                raise TypeError(f"code must be a Code, got {type(self.code).__name__}")
+            if self.value is not None:
+                raise ValueError(f"value must be None for coded value {self.name!r}, "
+                                 f"got {self.value!r}")
+            if self.unit != NO_UNIT:
+                raise ValueError(f"unit must be {NO_UNIT!r} for coded value {self.name!r}, "
+                                 f"got {self.unit!r}")
+        elif not self.unit:
             raise ValueError(f"unit must be a non-empty UCUM unit, got {self.unit!r}")
+
+    @classmethod
+    def coded(cls, name: str, code: Code, method: str | None = None) -> ResultValue:
+        """A coded value: ``ResultValue.coded("CPAK", Code("II", "99KNEENODE", "type II"))``."""
+        return cls(name, None, NO_UNIT, method, None, code)
 
     @property
     def label(self) -> str:
@@ -221,6 +276,8 @@ def get(name: str) -> StudyKind:
 
 __all__ = [
     "DEFAULT_KIND",
+    "NO_UNIT",
+    "Code",
     "MakeObject",
     "MeasuredItem",
     "OutputWriter",

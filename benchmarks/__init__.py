@@ -41,10 +41,10 @@ def bench(
     """Benchmark the node against dcmtk storescp, the model, end to end and scaling."""
     from rich.console import Console
 
-    from dicom_node.benchmark.gaps import gap_texts
-    from dicom_node.benchmark.procs import BenchmarkError
-    from dicom_node.benchmark.report import markdown, print_table
-    from dicom_node.benchmark.runner import BenchOptions, run_all
+    from benchmarks.gaps import gap_texts
+    from benchmarks.procs import BenchmarkError
+    from benchmarks.report import markdown, print_table
+    from benchmarks.runner import BenchOptions, run_all
 
     console = Console()
     if rewrite_doc:

@@ -23,8 +23,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 
-from dicom_node.benchmark.nodes import NodeProcesses
-from dicom_node.benchmark.procs import BenchmarkError
+from benchmarks.nodes import NodeProcesses
+from benchmarks.procs import BenchmarkError
 from dicom_node.peers import StandInPacs
 
 #: Job timing keys (``jobs.timings_ms``) reported as stages, in pipeline order.

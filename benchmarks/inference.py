@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from dicom_node.benchmark.procs import BenchmarkError, knee_node_command
+from benchmarks.procs import BenchmarkError, knee_node_command
 
 PAPER_WIDTHS = {"global": 32, "local": 256}
 

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dicom_node.benchmark.data import FileSet, make_file_set, replicate
-from dicom_node.benchmark.procs import (
+from benchmarks.data import FileSet, make_file_set, replicate
+from benchmarks.procs import (
     BROKER_URL,
     BenchmarkError,
     load_average,
@@ -84,8 +84,8 @@ def _celery(queue_prefix: str, pg_url: str | None, threads: int) -> dict[str, di
 
 def _celery_run(name: str, folder: Path, files: list[Path], workers: int, threads: int,
                 one: int, burst: int) -> dict[str, Any]:
-    from dicom_node.benchmark.e2e import load_datasets, measure_config
-    from dicom_node.benchmark.procs import purge_queue
+    from benchmarks.e2e import load_datasets, measure_config
+    from benchmarks.procs import purge_queue
 
     with postgres_database() as pg_url:
         sections = _celery("knee_node_bench", pg_url, threads)
@@ -99,7 +99,7 @@ def _celery_run(name: str, folder: Path, files: list[Path], workers: int, thread
 
 def run_e2e(opts: BenchOptions, sources: list[Path], work: Path) -> dict[str, Any]:
     """Embedded defaults, then Celery+Redis with 2 workers (1 model thread each)."""
-    from dicom_node.benchmark.e2e import load_datasets, measure_config
+    from benchmarks.e2e import load_datasets, measure_config
 
     n = opts.one_at_a_time + opts.burst
     configs = []
@@ -229,14 +229,14 @@ def run_all(opts: BenchOptions, work: Path | None = None,
                                       opts.max_side, opts.seed)
         sources = sorted((work / "ingest" / "sources").glob("*.dcm"))
         if "ingest" in opts.sections:
-            from dicom_node.benchmark.ingest import run_ingest
+            from benchmarks.ingest import run_ingest
 
             say(f"ingest: {opts.ingest_files} files x {opts.repeats} to knee-node and storescp")
             load = load_average()
             results["ingest"] = run_ingest(base, work / "ingest_runs", opts.repeats)
             results["ingest"]["load_average_at_start"] = load
             if opts.profile and not results["ingest"]["met"]:
-                from dicom_node.benchmark.profile import profile_listener
+                from benchmarks.profile import profile_listener
 
                 say("ingest below target: profiling the listener")
                 subset = FileSet(base.paths[:PROFILE_FILES], base.distinct, base.max_side)
@@ -248,7 +248,7 @@ def run_all(opts: BenchOptions, work: Path | None = None,
             results["e2e"]["load_average_at_start"] = load
         model_cpu_s = 0.0
         if "inference" in opts.sections:
-            from dicom_node.benchmark.inference import run_inference
+            from benchmarks.inference import run_inference
 
             say("inference: bench-model at 1 and 2 threads, shipped and paper widths")
             load = load_average()
@@ -260,7 +260,7 @@ def run_all(opts: BenchOptions, work: Path | None = None,
             if t2:
                 model_cpu_s = t2[0]["latency_ms"]["total"]["mean"] / 1000
         if "memory" in opts.sections:
-            from dicom_node.benchmark.memory import run_memory
+            from benchmarks.memory import run_memory
 
             say("memory: serve's peak RSS while 20 instances of 72 MB arrive at once")
             results["memory"] = run_memory(work / "memory")

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from dicom_node.benchmark.procs import (
+from benchmarks.procs import (
     free_port,
     knee_node_command,
     peak_rss_mb,

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from dicom_node.benchmark.nodes import NodeProcesses
-from dicom_node.benchmark.procs import BenchmarkError, tool_path
+from benchmarks.nodes import NodeProcesses
+from benchmarks.procs import BenchmarkError, tool_path
 
 #: the target of issue 18
 LIMIT_MB = 1024.0

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dicom_node.benchmark.data import FileSet
-from dicom_node.benchmark.nodes import NodeProcesses
-from dicom_node.benchmark.procs import (
+from benchmarks.data import FileSet
+from benchmarks.nodes import NodeProcesses
+from benchmarks.procs import (
     BROKER_URL,
     BenchmarkError,
     free_port,

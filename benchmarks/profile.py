@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dicom_node.benchmark.data import FileSet
-from dicom_node.benchmark.ingest import push
-from dicom_node.benchmark.nodes import node_config
-from dicom_node.benchmark.procs import BROKER_URL, purge_queue, unique_name
+from benchmarks.data import FileSet
+from benchmarks.ingest import push
+from benchmarks.nodes import node_config
+from benchmarks.procs import BROKER_URL, purge_queue, unique_name
 
 #: Functions where a thread waits rather than works (pynetdicom's polling loops).
 IDLE = ("time.sleep", "acquire", "select", "poll", "wait")
@@ -30,6 +30,7 @@ HANDLER_PARTS = (
     ("spool write (store_received)", "spool.py", "store_received"),
     ("fsync (file and folder)", "~", "<built-in method posix.fsync>"),
     ("header re-read (dcmread)", "filereader.py", "dcmread"),
+    ("intake (route, record, dedupe, queue)", "intake.py", "take_in"),
     ("routing", "routing.py", "route"),
     ("audit row", "session.py", "audit"),
     ("SQLite commits", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
