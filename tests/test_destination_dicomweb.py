@@ -265,7 +265,8 @@ def _check_in_orthanc(e: Env, http_port: int) -> None:
 
 def _find(http_port: int, sop_uid: str) -> str:
     for i in _orthanc_rest(http_port, "/instances"):
-        if _orthanc_rest(http_port, f"/instances/{i}")["MainDicomTags"]["SOPInstanceUID"] == sop_uid:
+        tags = _orthanc_rest(http_port, f"/instances/{i}")["MainDicomTags"]
+        if tags["SOPInstanceUID"] == sop_uid:
             return str(i)
     raise AssertionError(f"{sop_uid} not in Orthanc")
 
