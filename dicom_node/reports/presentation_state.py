@@ -75,7 +75,7 @@ def _axes(m: KneeMeasurement) -> list[hd.pr.GraphicObject]:
 
 def _landmarks(m: KneeMeasurement) -> list[hd.pr.GraphicObject]:
     """Each landmark the SR lists (its MULTIPOINTs, outline by outline) as a POINT."""
-    points = []
+    points: list[np.ndarray] = []
     for start, stop in CURVES.values():
         if stop <= m.landmarks.shape[0]:
             points.extend(_pixels(m.landmarks[start:stop]))
