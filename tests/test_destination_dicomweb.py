@@ -250,13 +250,13 @@ def _needs_orthanc() -> None:
         pytest.skip("needs Orthanc and its DICOMweb plugin (Debian orthanc, orthanc-dicomweb)")
 
 
-def _check_in_orthanc(e: Env, http_port: int) -> None:
-    """Orthanc holds exactly the job's SR and SC, with their SOP Instance UIDs."""
+def _check_in_orthanc(e: Env, http_port: int, count: int = 2) -> None:
+    """Orthanc holds exactly the job's objects (SR, SC[, GSPS]), with their SOP Instance UIDs."""
     want = sorted(o.sop_instance_uid for o in e.rows(OutputObject))
     ids = _orthanc_rest(http_port, "/instances")
     got = sorted(_orthanc_rest(http_port, f"/instances/{i}")["MainDicomTags"]["SOPInstanceUID"]
                  for i in ids)
-    assert len(want) == 2 and got == want
+    assert len(want) == count and got == want
     for o in e.rows(OutputObject):  # and the same content
         tags = _orthanc_rest(http_port, f"/instances/{_find(http_port, o.sop_instance_uid)}"
                              "/simplified-tags")
@@ -272,14 +272,14 @@ def _find(http_port: int, sop_uid: str) -> str:
 
 
 @pytest.mark.network
-def test_sr_and_sc_reach_orthanc_by_stow_rs_exactly_once(
+def test_sr_sc_and_gsps_reach_orthanc_by_stow_rs_exactly_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _needs_orthanc()
     monkeypatch.setenv("ORTHANC_STOW_AUTH", f"{USER}:{PASSWORD}")
     http_port = free_port()
     e = _web_env(tmp_path, f"http://127.0.0.1:{http_port}/dicom-web", auth="basic",
-                 auth_env="ORTHANC_STOW_AUTH")
+                 auth_env="ORTHANC_STOW_AUTH", objects=["SR", "SC", "GSPS"])
     with orthanc(tmp_path, http_port), e.node:
         ds, _ = e.case("a", atfa_deg=-4.0)
         assert e.push(ds) == [0x0000]
@@ -287,7 +287,11 @@ def test_sr_and_sc_reach_orthanc_by_stow_rs_exactly_once(
         assert e.node.wait_idle(30)
         assert d.state == "delivered" and d.attempts == 1, d.last_error
         assert (d.ae_title, d.host, d.port) == ("", "127.0.0.1", http_port)
-        _check_in_orthanc(e, http_port)
+        _check_in_orthanc(e, http_port, count=3)
+        modalities = sorted(
+            _orthanc_rest(http_port, f"/series/{s}")["MainDicomTags"]["Modality"]
+            for s in _orthanc_rest(http_port, "/series"))
+        assert modalities == ["OT", "PR", "SR"]
     log = (tmp_path / "var").rglob("*.log")
     assert all(PASSWORD not in p.read_text() for p in log)
 
