@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import shutil
 import subprocess
 import threading
@@ -32,6 +33,7 @@ from dicom_node.db import Delivery, OutputObject
 from dicom_node.destinations import transports
 from dicom_node.destinations.dicomweb import DicomwebDestination
 from dicom_node.settings import Settings, format_errors
+from dicom_node.startup import destinations_text
 
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 ORTHANC = shutil.which("Orthanc") or (
@@ -273,9 +275,10 @@ def _find(http_port: int, sop_uid: str) -> str:
 
 @pytest.mark.network
 def test_sr_sc_and_gsps_reach_orthanc_by_stow_rs_exactly_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     _needs_orthanc()
+    caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("ORTHANC_STOW_AUTH", f"{USER}:{PASSWORD}")
     http_port = free_port()
     e = _web_env(tmp_path, f"http://127.0.0.1:{http_port}/dicom-web", auth="basic",
@@ -292,8 +295,12 @@ def test_sr_sc_and_gsps_reach_orthanc_by_stow_rs_exactly_once(
             _orthanc_rest(http_port, f"/series/{s}")["MainDicomTags"]["Modality"]
             for s in _orthanc_rest(http_port, "/series"))
         assert modalities == ["OT", "PR", "SR"]
-    log = (tmp_path / "var").rglob("*.log")
-    assert all(PASSWORD not in p.read_text() for p in log)
+    assert "STOW-RS http://127.0.0.1:" in destinations_text(e.settings)
+    assert "basic auth from $ORTHANC_STOW_AUTH; SR SC GSPS" in destinations_text(e.settings)
+    assert any("by STOW-RS" in r.getMessage() for r in caplog.records)
+    encoded = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert not [r for r in caplog.records if PASSWORD in r.getMessage()
+                or encoded in r.getMessage()]  # not even at DEBUG
 
 
 @pytest.mark.network
