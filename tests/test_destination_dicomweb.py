@@ -96,10 +96,10 @@ class _Answers(BaseHTTPRequestHandler):
         srv.requests.append((self.path, dict(self.headers), body))
         status = srv.statuses[min(len(srv.requests) - 1, len(srv.statuses) - 1)]
         payload: dict[str, Any] = {}
-        if status == 400:
+        if status in (400, 202):
             payload = {"00081198": {"vr": "SQ", "Value": [{
                 "00081155": {"vr": "UI", "Value": ["1.2.3.4"]},
-                "00081197": {"vr": "US", "Value": [0xC000]}}]}}
+                "00081197": {"vr": "US", "Value": [0xC000 if status == 400 else 0xA700]}}]}}
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/dicom+json")
@@ -207,6 +207,35 @@ def test_basic_and_bearer_credentials_come_from_the_environment(
         with pytest.raises(DeliveryError, match="environment variable WEB_TOKEN"):
             store([f], DicomwebDestination(name="w", url=url, auth="bearer", auth_env="WEB_TOKEN"))
     assert len(srv.requests) == 2
+
+
+def test_an_accepted_answer_listing_failed_instances_is_a_failed_attempt(
+    tmp_path: Path,
+) -> None:
+    from node_support import make_dx
+
+    from dicom_node.destinations.dicomweb import store
+    from dicom_node.errors import DeliveryError
+
+    f = tmp_path / "x.dcm"
+    make_dx(atfa_deg=1.0)[0].save_as(f, enforce_file_format=True)
+    with answering(202, 503) as srv:
+        dest = DicomwebDestination(name="w", url=f"http://127.0.0.1:{srv.server_address[1]}/dw")
+        with pytest.raises(DeliveryError, match=r"refused 1 of 1 object\(s\): 1\.2\.3\.4: "
+                           r"0xA700 \(out of resources\)"):
+            store([f], dest)
+        with pytest.raises(DeliveryError, match="answered HTTP 503 Service Unavailable"):
+            store([f], dest)
+    assert len(srv.requests) == 2  # the client itself did not retry the 503
+    port = free_port()  # nobody listens
+    with pytest.raises(DeliveryError, match="is unreachable: .*Connection refused"):
+        store([f], DicomwebDestination(name="w", url=f"http://127.0.0.1:{port}/dw"))
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/dw"
+        with pytest.raises(DeliveryError, match=r"did not answer in 0\.5 s"):
+            store([f], DicomwebDestination(name="w", url=url, timeout_s=0.5))
 
 
 # --- Orthanc's DICOMweb plugin -----------------------------------------------------------
