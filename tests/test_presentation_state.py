@@ -256,3 +256,38 @@ def test_the_node_sends_the_gsps_only_where_it_is_listed(tmp_path: Path) -> None
         plain.stop()
         viewer.stop()
 
+
+
+@pytest.mark.network
+def test_resend_adds_a_new_gsps_destination_only_to_jobs_that_have_a_gsps(
+    tmp_path: Path,
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from dicom_node.cli import app
+
+    plain, viewer = StoreSCP(), StoreSCP()
+    e = Env(tmp_path, delivery={"destinations": [plain.destination("pacs")],
+                                "backoff_initial_s": 0.1, "max_attempts": 2})
+    plain.start()
+    viewer.start()
+    try:
+        with e.node:
+            ds, _ = e.case("a", atfa_deg=2.5)
+            assert e.push(ds) == [0x0000]
+            assert e.node.wait_idle(60)
+            plain.wait_for(2, 20)
+        assert [o.object_kind for o in e.rows(OutputObject)] == ["SR", "SC"]  # nobody asked
+        cfg = yaml.safe_load(e.config.read_text())
+        cfg["delivery"]["destinations"].append(
+            viewer.destination("viewer") | {"objects": ["GSPS"]})
+        e.config.write_text(yaml.safe_dump(cfg))
+        out = CliRunner().invoke(app, ["resend", "--job", "1", "--config", str(e.config)])
+        assert out.exit_code == 0, out.output
+        assert [d.destination for d in e.rows(Delivery)] == ["pacs"]  # no GSPS to send it
+        assert viewer.received == []
+        assert len(plain.wait_for(4, 10)) == 4
+    finally:
+        plain.stop()
+        viewer.stop()
