@@ -40,6 +40,7 @@ from dicom_node.db.states import (
 )
 from dicom_node.destinations import send as send_to
 from dicom_node.errors import (
+    ConfigError,
     DeliveryError,
     InputImageError,
     KneeNodeError,
@@ -196,6 +197,7 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         if not ctx.settings.storage.keep_source and inst.spool_path:
             Path(inst.spool_path).unlink(missing_ok=True)
             inst.spool_path = None
+        made = {object_kind for object_kind, _, _ in outputs}
         deliveries = [
             Delivery(
                 job_id=job_id,
@@ -205,6 +207,7 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
                 port=d.address[2],
             )
             for d in ctx.settings.delivery.destinations
+            if made & {w.object_kind for w in kind.writers_for(d.objects)}  # else nothing for it
         ]
         s.add_all(deliveries)
         s.flush()
@@ -317,15 +320,23 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
         d.state = transition(d.state, DeliveryState.SENDING)
         d.attempts, d.updated_at = d.attempts + 1, utcnow()
         attempt, name, job_id = d.attempts, d.destination, d.job_id
-        outputs = [o for o in d.job.outputs if o.path]
-        paths = [Path(o.path) for o in outputs if o.path]
-        sr_uid = outputs[0].sop_instance_uid if outputs else None
+        kind_name = d.job.kind or kinds.DEFAULT_KIND
+        made = [(o.object_kind, Path(o.path), o.sop_instance_uid) for o in d.job.outputs if o.path]
     dest = next((x for x in settings.delivery.destinations if x.name == name), None)
+    paths: list[Path] = []
+    sr_uid = None
     try:
         if dest is None:
             raise DeliveryError(f"destination {name!r} is no longer configured")
+        wanted = {w.object_kind for w in kinds.get(kind_name).writers_for(dest.objects)}
+        chosen = [(path, uid) for object_kind, path, uid in made if object_kind in wanted]
+        if not chosen:
+            raise DeliveryError(
+                f"job {job_id} has none of the objects {name} takes ({', '.join(sorted(wanted))})"
+            )
+        paths, sr_uid = [p for p, _ in chosen], chosen[0][1]
         send_to(paths, dest, settings)
-    except (DeliveryError, OSError, InvalidDicomError) as exc:
+    except (DeliveryError, ConfigError, OSError, InvalidDicomError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:4000]
         give_up = attempt >= settings.delivery.max_attempts or dest is None
         with ctx.db.session() as s:

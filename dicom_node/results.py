@@ -3,7 +3,8 @@
 One function, :func:`make_results`, used by the node's measurement task
 (:func:`dicom_node.pipeline.measure_instance`) and by ``knee-node predict --out``, so the
 files ``predict`` writes are the ones the node would send. What is made is the study
-kind's :attr:`~dicom_node.kinds.StudyKind.writers`.
+kind's :attr:`~dicom_node.kinds.StudyKind.writers`: those not optional, and the optional
+ones (the GSPS) when a destination lists them in its ``objects``.
 """
 
 from __future__ import annotations
@@ -74,4 +75,10 @@ def make_results(
         The study kind's name.
     """
     study_kind = get(kind)
-    return Results(tuple((w, w.make(settings, source, measurements)) for w in study_kind.writers))
+    wanted = {
+        w.object_kind
+        for d in settings.delivery.destinations
+        for w in study_kind.writers_for(d.objects)
+    }
+    writers = [w for w in study_kind.writers if not w.optional or w.object_kind in wanted]
+    return Results(tuple((w, w.make(settings, source, measurements)) for w in writers))

@@ -462,6 +462,22 @@ class DeliverySettings(_Section):
         "'retrying' by `resend`, or by a process that died) and takes them over",
     )
 
+    @field_validator("destinations")
+    @classmethod
+    def _known_objects(cls, v: list[Any]) -> list[Any]:
+        """Each destination's ``objects`` names object kinds some study kind writes."""
+        from dicom_node import kinds
+
+        known = {w.object_kind for k in kinds.registry().values() for w in k.writers}
+        for d in v:
+            unknown = [o for o in (d.objects or ()) if o not in known]
+            if unknown:
+                raise ValueError(
+                    f"destination {d.name!r}: objects {unknown} are written by no study "
+                    f"kind; known: {', '.join(sorted(known))}"
+                )
+        return v
+
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if attempt < 1:
@@ -479,6 +495,10 @@ class ReportSettings(_Section):
     device_observer_uid: str | None = Field(None, description="default: derived from ae_title")
     sr_series_number: int = Field(9901, ge=1)
     sc_series_number: int = Field(9902, ge=1)
+    pr_series_number: int = Field(
+        9903, ge=1, description="series number of the GSPS (sent to destinations that "
+        "list GSPS in their objects)"
+    )
     sc_transfer_syntax: Literal[
         "jpeg2000-lossless", "jpeg-ls-lossless", "rle-lossless", "explicit", "jpeg-baseline"
     ] = Field(

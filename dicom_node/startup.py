@@ -27,7 +27,8 @@ def destinations_text(settings: Settings) -> str:
     if not dests:
         return f"none (results stay in {settings.storage.results.resolve()})"
     return ", ".join(
-        f"{d.name} ({d.describe()})" for d in dests
+        f"{d.name} ({d.describe()}{'; ' + ' '.join(d.objects) if d.objects else ''})"
+        for d in dests
     )
 
 

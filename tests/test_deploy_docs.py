@@ -58,7 +58,11 @@ def test_conformance_statement_lists_what_the_sender_sends(tmp_path: Path) -> No
     knees = TruthMeasurer(tmp_path).measure(ds)
     sr = create_measurement_report(ds, knees, device_observer_uid=generate_uid())
     sc = create_overlay_image(ds, knees)
-    assert scu == {str(sr.SOPClassUID), str(sc.SOPClassUID)}
+    from dicom_node.reports.presentation_state import create_presentation_state
+
+    pr = create_presentation_state(ds, knees)  # to destinations that list GSPS
+    assert scu == {str(sr.SOPClassUID), str(sc.SOPClassUID), str(pr.SOPClassUID)}
+    assert "STOW-RS" in text and "GSPS" in text
 
 
 def test_every_exported_metric_is_documented(tmp_path: Path) -> None:

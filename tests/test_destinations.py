@@ -30,7 +30,9 @@ def test_a_destination_without_type_is_dimse_as_before() -> None:
 
 
 def test_an_unknown_type_or_a_bad_field_is_named() -> None:
-    with pytest.raises(ValidationError, match="'dicomweb'.*expected tags: 'dimse'"):
+    with pytest.raises(ValidationError, match="'pigeon'.*expected tags: 'dicomweb', 'dimse'"):
+        Settings.model_validate({"delivery": {"destinations": [PACS | {"type": "pigeon"}]}})
+    with pytest.raises(ValidationError, match="dicomweb.url\n  Field required"):
         Settings.model_validate({"delivery": {"destinations": [PACS | {"type": "dicomweb"}]}})
     with pytest.raises(ValidationError, match="AE title must be"):
         Settings.model_validate(
@@ -45,7 +47,7 @@ def test_send_dispatches_on_the_type(monkeypatch: pytest.MonkeyPatch) -> None:
         sent.append((list(paths), dest.name))  # type: ignore[call-overload]
 
     registry = dict(destinations.transports())
-    assert set(registry) == {"dimse"}
+    assert set(registry) == {"dicomweb", "dimse"}
     monkeypatch.setitem(
         destinations._REGISTRY, "dimse", Transport("dimse", DimseDestination, fake_send)
     )
@@ -64,5 +66,5 @@ def test_a_destination_of_no_known_transport_is_refused() -> None:
     class Odd(DestinationBase):
         type: str = "carrier-pigeon"
 
-    with pytest.raises(ConfigError, match="no transport 'carrier-pigeon'; known: dimse"):
+    with pytest.raises(ConfigError, match="no transport 'carrier-pigeon'; known: dicomweb, dimse"):
         destinations.send([Path("a.dcm")], Odd(name="odd"), Settings())

@@ -32,7 +32,9 @@ from dicom_node.settings import ModelSettings, RoutingSettings, Settings, load_s
 def test_knee_ap_is_registered_and_is_the_default_kind() -> None:
     kind = kinds.get("knee-ap")
     assert kinds.DEFAULT_KIND == "knee-ap" and "knee-ap" in kinds.names()
-    assert [w.object_kind for w in kind.writers] == ["SR", "SC"]
+    assert [w.object_kind for w in kind.writers] == ["SR", "SC", "GSPS"]
+    assert [w.object_kind for w in kind.writers_for(None)] == ["SR", "SC"]  # GSPS if asked
+    assert [w.object_kind for w in kind.writers_for(("GSPS", "SR"))] == ["SR", "GSPS"]
     assert kind.headline == ("aTFA FTS", "aTFA FNTS")
     assert Settings().routing.rules[0].kind == "knee-ap"
     with pytest.raises(ConfigError, match=r"unknown study kind 'elbow'; known kinds: knee-ap"):

@@ -117,6 +117,7 @@ def resend(
     """
     from sqlalchemy import select
 
+    from dicom_node import kinds
     from dicom_node.context import NodeContext
     from dicom_node.db import Delivery, Job
     from dicom_node.pipeline import deliver
@@ -136,8 +137,11 @@ def resend(
                     raise typer.Exit(1)
                 have = {d.destination for d in row.deliveries}
                 busy = [d for d in row.deliveries if d.state in IN_FLIGHT_DELIVERY_STATES]
+                made = {o.object_kind for o in row.outputs if o.path}
+                kind = kinds.get(row.kind or kinds.DEFAULT_KIND)
                 for dest in settings.delivery.destinations:
-                    if dest.name not in have:
+                    takes = {w.object_kind for w in kind.writers_for(dest.objects)}
+                    if dest.name not in have and made & takes:  # else nothing to send there
                         s.add(
                             Delivery(
                                 job_id=job,

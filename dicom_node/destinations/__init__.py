@@ -15,13 +15,14 @@ from __future__ import annotations
 import builtins
 import importlib
 import pkgutil
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dicom_node.errors import ConfigError
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 #: ``type`` of a destination that names none.
 DEFAULT_TYPE = "dimse"
+_OBJECT_KIND = re.compile(r"^[A-Z][A-Z0-9]{0,15}$")
 
 
 class DestinationBase(BaseModel):
@@ -38,6 +40,25 @@ class DestinationBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
+    objects: tuple[str, ...] | None = Field(
+        None,
+        description="object kinds sent there, e.g. [SR, SC, GSPS]; default: the study "
+        "kind's standard objects (knee-ap: SR and SC)",
+    )
+
+    @field_validator("objects")
+    @classmethod
+    def _objects(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("must name at least one object kind (or be left out)")
+        for kind in v:
+            if not _OBJECT_KIND.match(kind):
+                raise ValueError(f"{kind!r} is not an object kind (upper case, e.g. SR, GSPS)")
+        if len(set(v)) != len(v):
+            raise ValueError(f"names an object kind twice: {list(v)}")
+        return v
 
     @property
     def address(self) -> tuple[str, str, int]:

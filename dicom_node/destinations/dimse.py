@@ -165,7 +165,9 @@ def _as_accepted(assoc: Association, ds: Dataset) -> Dataset:
     if (str(ds.SOPClassUID), str(syntax)) in accepted:
         return ds
     log.info("%s does not accept %s: sending it uncompressed", assoc.acceptor.ae_title, syntax.name)
-    ds.decompress()
+    # the same object keeps its SOP Instance UID (decoding changes no pixel): the PACS gets
+    # the UID the output row records (pydicom would otherwise make a new one per attempt)
+    ds.decompress(generate_instance_uid=False)
     return ds
 
 

@@ -179,11 +179,15 @@ class OutputWriter:
         File name in the job's results folder ("sr.dcm").
     make
         ``make(settings, source, measurements) -> pydicom.Dataset``.
+    optional
+        Written and sent only to destinations whose ``objects`` name it (the GSPS); the
+        others (SR, SC) go to every destination whose ``objects`` is not set.
     """
 
     object_kind: str
     file_name: str
     make: MakeObject
+    optional: bool = False
 
     def __post_init__(self) -> None:
         if not _OBJECT_KIND.match(self.object_kind):
@@ -238,6 +242,13 @@ class StudyKind:
         kinds = [w.object_kind for w in self.writers]
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"writers of kind {self.name!r} repeat an object kind: {kinds}")
+
+    def writers_for(self, objects: Sequence[str] | None) -> tuple[OutputWriter, ...]:
+        """The writers whose objects go to a destination with ``objects`` (its list of
+        object kinds; None: every writer that is not optional), in sending order."""
+        if objects is None:
+            return tuple(w for w in self.writers if not w.optional)
+        return tuple(w for w in self.writers if w.object_kind in objects)
 
 
 _LOCK = threading.Lock()

@@ -3,7 +3,8 @@
 The model is ``inference.predictor.KneePredictor``; each knee gives the aTFA by FTS and by
 FNTS (degrees, valgus positive). The node writes back the TID 1500 SR
 (``dicom_node.reports.measurement_report``) and the SC overlay
-(``dicom_node.reports.secondary_capture``).
+(``dicom_node.reports.secondary_capture``); and, to destinations that list it in their
+``objects``, the GSPS (``dicom_node.reports.presentation_state``).
 """
 
 from __future__ import annotations
@@ -89,6 +90,16 @@ def overlay_image(settings: Settings, source: Dataset, knees: Sequence[Any]) -> 
     )
 
 
+def presentation_state(settings: Settings, source: Dataset, knees: Sequence[Any]) -> Dataset:
+    """The GSPS of the knees (axes, landmarks, values), with the ``reports`` settings."""
+    from dicom_node.reports.presentation_state import create_presentation_state
+
+    rs = settings.reports
+    return create_presentation_state(
+        source, knees, series_number=rs.pr_series_number, institution_name=rs.institution_name
+    )
+
+
 KIND = StudyKind(
     name="knee-ap",
     description="AP/PA knee radiograph: aTFA by FTS and FNTS of each knee",
@@ -97,6 +108,7 @@ KIND = StudyKind(
     writers=(
         OutputWriter("SR", "sr.dcm", measurement_report),
         OutputWriter("SC", "sc.dcm", overlay_image),
+        OutputWriter("GSPS", "pr.dcm", presentation_state, optional=True),
     ),
     nothing_found="no knee found in the image",
     headline=("aTFA FTS", "aTFA FNTS"),
