@@ -91,3 +91,29 @@ def test_calibrate_reaches_the_target_coverage() -> None:
     assert cal["chosen"]["weight"] == 0.0  # the spread term carries no information here
     assert 1.6 < cal["chosen"]["scale"] < 2.4
     assert lm.N_PRE_OP == 113
+
+
+def test_calibrate_picks_a_floor_when_the_spread_says_nothing() -> None:
+    rng = np.random.default_rng(2)
+    recs = []
+    for _ in range(400):
+        r = _result(0.0, float(rng.normal(0, 0.5)), 0.0)
+        s = float(rng.uniform(1.0, 10.0))  # wide and unrelated to the error
+        r.atfa_sd = {"frames": {"FTS": s, "FNTS": s}, "spread": {"FTS": s, "FNTS": s}}
+        recs.append(vars(r))
+    cal = calibrate(recs)
+    chosen = cal["chosen"]
+    assert 0.8 < chosen["floor_deg"] <= 1.2  # about 1.96 * 0.5
+    assert chosen["scale"] < 0.05
+    assert 94.0 <= chosen["coverage_pct"] <= 96.5
+    assert cal["scale_only"] and all(r["mean_half_width_deg"] > chosen["mean_half_width_deg"]
+                                     for r in cal["scale_only"])
+
+
+def test_combine_floor_and_constant_interval() -> None:
+    f, s = {"FTS": 3.0, "FNTS": 0.0}, {"FTS": 0.0, "FNTS": 4.0}
+    hw = combine(f, s, scale=1.0, weight=1.0, floor=4.0)
+    assert hw == pytest.approx({"FTS": 5.0, "FNTS": np.hypot(4.0, 4.0)})
+    assert combine(f, s, scale=0.0, weight=1.0, floor=1.5) == {"FTS": 1.5, "FNTS": 1.5}
+    with pytest.raises(ValueError, match="floor"):
+        combine(f, s, scale=1.0, weight=1.0, floor=-1.0)
