@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from inference import landmarks as lm
-from inference.uncertainty import MAX_HALF_WIDTH_DEG, assess_angles, combine, frame_sd, spread_sd
+from inference.uncertainty import (
+    FLAG_ON_INTERVAL,
+    INTERVAL_FLOOR_DEG,
+    MAX_HALF_WIDTH_DEG,
+    AngleUncertainty,
+    assess_angles,
+    combine,
+    frame_sd,
+    spread_sd,
+)
 from training.robustness import agreement, auroc, calibrate, deming, ols
 
 
@@ -39,12 +48,18 @@ def test_spread_sd_scales_with_the_spread() -> None:
 def test_wide_interval_flags() -> None:
     pts = _knee()
     narrow = assess_angles(pts, np.full(len(pts), 0.1), None)
-    wide = assess_angles(pts, np.full(len(pts), 60.0), None)
+    raw = assess_angles(pts, np.full(len(pts), 60.0), None)
+    wide = AngleUncertainty(raw.frame_sd, raw.spread_sd,
+                            combine(raw.frame_sd, raw.spread_sd, scale=2.0, weight=1.0, floor=0.0))
+    assert raw.half_width["FTS"] >= INTERVAL_FLOOR_DEG  # the calibrated floor holds
     assert narrow.reasons(MAX_HALF_WIDTH_DEG) == []
     assert wide.half_width["FTS"] > MAX_HALF_WIDTH_DEG and wide.reasons(MAX_HALF_WIDTH_DEG)
-    assert wide.reasons() == [], "no interval flags until the scale is calibrated"
+    if not FLAG_ON_INTERVAL:
+        assert wide.reasons() == [], "interval flags are off"
+    else:
+        assert wide.reasons() == wide.reasons(MAX_HALF_WIDTH_DEG)
     with pytest.raises(ValueError, match="scale"):
-        combine({"FTS": 1, "FNTS": 1}, {"FTS": 1, "FNTS": 1}, scale=0.0)
+        combine({"FTS": 1, "FNTS": 1}, {"FTS": 1, "FNTS": 1}, scale=-1.0)
 
 
 def test_regressions_recover_a_known_line() -> None:
