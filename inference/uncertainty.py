@@ -33,15 +33,15 @@ from inference import landmarks as lm
 from inference.alignment import METHODS, atfa_all
 
 #: Multiplier of the raw sigma giving the 95 % half-width (calibrated, see module docstring).
-INTERVAL_SCALE: float = 0.0046
+INTERVAL_SCALE: float = 0.0176
 #: Weight of the soft-argmax term in the raw sigma (calibrated with INTERVAL_SCALE).
-SPREAD_WEIGHT: float = 2.0
+SPREAD_WEIGHT: float = 1.0
 #: Floor of the 95 % half-width in degrees (calibrated with INTERVAL_SCALE).
-INTERVAL_FLOOR_DEG: float = 0.75
+INTERVAL_FLOOR_DEG: float = 0.65
 #: Half-width (deg) above which an interval is too wide to tell varus from valgus.
 MAX_HALF_WIDTH_DEG: float = 2.0
 #: Whether the predictor flags on the interval.  Off: the calibrated interval (floor
-#: 0.75 deg + a small spread term, docs/results/interval_calibration.json) is nearly
+#: 0.65 deg + a small spread term, docs/results/interval_calibration.json) is nearly
 #: constant, flags no knee of either renderer at MAX_HALF_WIDTH_DEG, and covers only
 #: 44-64 % of the independent renderer's knees (docs/results/renderers.md): it does not yet
 #: carry the information a flag needs, and the independent flag rate is above 5 % anyway.
