@@ -13,13 +13,16 @@ Two model-derived signals are propagated to each angle (FTS, FNTS):
 
 The raw standard deviation is ``sigma = sqrt(frame^2 + (SPREAD_WEIGHT * spread)^2)``; the
 95 % half-width is ``sqrt(INTERVAL_FLOOR_DEG^2 + (INTERVAL_SCALE * sigma)^2)`` (a floor for
-the error the spreads do not see, e.g. a bias shared by every frame, plus a scaled spread).  ``INTERVAL_SCALE`` and ``SPREAD_WEIGHT``
-were calibrated on validation renders of ``training/synth`` (seeds 813,000,000+, never
-training or hold-out data) with ``knee-node calibrate-interval``; they were **not** tuned
-on the independent renderer (``docs/results/interval_calibration.json``).
+the error the spreads do not see, e.g. a bias shared by every frame, plus a scaled spread).
+``INTERVAL_FLOOR_DEG``, ``INTERVAL_SCALE`` and ``SPREAD_WEIGHT`` were calibrated on
+validation renders of ``training/synth`` (seeds 813,000,000+, never training or hold-out
+data) with ``knee-node calibrate-interval``; they were **not** tuned on the independent
+renderer (``docs/results/interval_calibration.json``).  They hold on our hold-out (97 %
+coverage) but not on the independent renderer (45-72 %): see ``docs/robustness.md``.
 
-A knee whose interval is wider than :data:`MAX_HALF_WIDTH_DEG` is flagged: the angle is
-then too uncertain to say varus or valgus at the resolution a surgeon reads.
+When :data:`FLAG_ON_INTERVAL` is on, a knee whose interval is wider than
+:data:`MAX_HALF_WIDTH_DEG` is flagged: the angle is then too uncertain to say varus or
+valgus at the resolution a surgeon reads.
 """
 
 from __future__ import annotations

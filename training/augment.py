@@ -238,8 +238,8 @@ class AppearanceAugment:
                 lo_prev, sig = lo, sig * rng.uniform(2.0, 3.5)
             x = out
         if rng.random() < self.lut_p:  # random monotone LUT: sigmoid or piecewise linear
-            lo, hi = float(x.quantile(0.01)), float(x.quantile(0.99))
-            z = ((x - lo) / max(hi - lo, 1e-3)).clamp(0.0, 1.0)
+            qlo, qhi = float(x.quantile(0.01)), float(x.quantile(0.99))
+            z = ((x - qlo) / max(qhi - qlo, 1e-3)).clamp(0.0, 1.0)
             if rng.random() < 0.5:
                 c, k = rng.uniform(0.3, 0.7), rng.uniform(3.0, 12.0)
                 s0, s1 = 1 / (1 + math.exp(k * c)), 1 / (1 + math.exp(-k * (1 - c)))
@@ -252,7 +252,7 @@ class AppearanceAugment:
                 v0 = torch.tensor(vals, dtype=z.dtype)
                 t = (z - k0[idx]) / (k0[idx + 1] - k0[idx]).clamp_min(1e-6)
                 z = v0[idx] + t * (v0[idx + 1] - v0[idx])
-            x = lo + z * (hi - lo)
+            x = qlo + z * (qhi - qlo)
         if rng.random() < self.marker_p:  # burnt-in marker / label blocks
             for _ in range(int(rng.integers(1, 3))):
                 mh, mw = int(rng.integers(6, 20)), int(rng.integers(6, 28))

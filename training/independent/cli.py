@@ -37,8 +37,9 @@ def synth_independent(
 def _predictor(weights: Path | None, threads: int, tta_frames: int | None) -> object:
     from inference.predictor import WEIGHTS_DIR, KneePredictor
 
-    options = {} if tta_frames is None else {"tta_frames": tta_frames}
-    return KneePredictor.from_weights_dir(weights or WEIGHTS_DIR, num_threads=threads, **options)
+    options: dict[str, int] = {} if tta_frames is None else {"tta_frames": tta_frames}
+    return KneePredictor.from_weights_dir(weights or WEIGHTS_DIR, num_threads=threads,
+                                          **options)  # type: ignore[arg-type]
 
 
 def evaluate_renderers(
