@@ -132,3 +132,17 @@ def test_combine_floor_and_constant_interval() -> None:
     assert combine(f, s, scale=0.0, weight=1.0, floor=1.5) == {"FTS": 1.5, "FNTS": 1.5}
     with pytest.raises(ValueError, match="floor"):
         combine(f, s, scale=1.0, weight=1.0, floor=-1.0)
+
+
+def test_with_interval_flags_only_when_interval_flags_are_on() -> None:
+    from training.robustness import with_interval
+
+    rec = {"atfa_sd": {"frames": {"FTS": 3.0, "FNTS": 3.0}, "spread": {"FTS": 0.0, "FNTS": 0.0}},
+           "flag_reasons": ["no knee found (x)"], "flagged": True}
+    ok = {**rec, "flag_reasons": [], "flagged": False}
+    on = with_interval(ok, scale=2.0, weight=1.0, limit=2.0, flag_on=True, floor=0.0)
+    off = with_interval(ok, scale=2.0, weight=1.0, limit=2.0, flag_on=False, floor=0.0)
+    assert on["flagged"] and all(r.startswith("aTFA ") for r in on["flag_reasons"])
+    assert not off["flagged"] and off["atfa_ci95"]["FTS"] == pytest.approx(6.0)
+    kept = with_interval(rec, scale=2.0, weight=1.0, limit=2.0, flag_on=False, floor=0.0)
+    assert kept["flagged"] and kept["flag_reasons"] == ("no knee found (x)",)
