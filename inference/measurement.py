@@ -56,6 +56,9 @@ class KneeMeasurement:
     atfa_ci95_deg: dict[str, float] = field(default_factory=dict)
     #: The raw spreads behind it: ``{"frames": {...}, "spread": {...}}`` (degrees).
     atfa_sd_deg: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: aTFA with the shaft cortex points refined on the image's edges (inference.edges);
+    #: equal to ``atfa_deg`` when the predictor uses the refinement, empty when not computed.
+    atfa_refined_deg: dict[str, float] = field(default_factory=dict)
 
     @property
     def atfa_interval_deg(self) -> dict[str, tuple[float, float]]:

@@ -34,6 +34,8 @@ import torch
 
 from inference.errors import InputImageError, ModelError
 from inference import landmarks as lm
+from inference.alignment import atfa_all
+from inference.edges import refine_shaft_points
 from inference.frame import PatchFrame, apply_affine, cut_patch, letterbox_matrix
 from inference.measurement import KneeMeasurement, ModelInfo
 from inference.networks import HourglassConfig, HourglassNet, PhaseConfig, PhaseNet
@@ -108,6 +110,9 @@ class KneeCandidate:
     side_certainty: float = 1.0
     #: ``(F, 141, 2)`` landmarks of every local-search frame (final pass first), or None.
     frame_landmarks: npt.NDArray[np.float64] | None = None
+    #: ``landmarks`` with the shaft cortex points moved onto the image's edges
+    #: (:func:`inference.edges.refine_shaft_points`), or None.
+    refined_landmarks: npt.NDArray[np.float64] | None = None
 
 
 class KneePredictor:
@@ -157,12 +162,16 @@ class KneePredictor:
         phase_net: PhaseNet | None = None,
         tta_frames: int = 6,
         tta_amplitude: float = 0.02,
+        edge_refine: bool = False,
     ) -> None:
         if tta_frames < 0:
             raise ValueError(f"tta_frames must be >= 0, got {tta_frames}")
         if not 0.0 <= tta_amplitude <= 0.2:
             raise ValueError(f"tta_amplitude must be in [0, 0.2], got {tta_amplitude}")
         self.tta_frames = tta_frames
+        #: use the edge-refined shaft points for the angle (they are always computed and
+        #: reported as ``atfa_refined_deg``); off: see docs/results/renderers.md
+        self.edge_refine = bool(edge_refine)
         self.tta_amplitude = float(tta_amplitude)
         if refine_passes < 1:
             raise ValueError(f"refine_passes must be >= 1, got {refine_passes}")
@@ -338,6 +347,7 @@ class KneePredictor:
             frame_probability=float(logits[1]), knee_probability=hit.knee_probability,
             laterality=frame.laterality, view=hit.view, side_certainty=side_certainty,
             frame_landmarks=stack,
+            refined_landmarks=refine_shaft_points(image.numpy(), pts),
         )
 
     @torch.no_grad()
@@ -403,6 +413,9 @@ class KneePredictor:
             phase = "post" if c.post_probability >= 0.5 else "pre"
             n = lm.N_POST_OP if phase == "post" else lm.N_PRE_OP
             pts = c.landmarks[:n]
+            refined = None if c.refined_landmarks is None else c.refined_landmarks[:n]
+            if self.edge_refine and refined is not None:
+                pts = refined
             # With two knees in the image the header's single laterality cannot apply to both.
             hint = None if two else header_laterality
             q = assess(
@@ -427,6 +440,7 @@ class KneePredictor:
                 timings_ms={k: round(v, 1) for k, v in timings_ms.items()},
                 atfa_ci95_deg=unc.half_width,
                 atfa_sd_deg={"frames": unc.frame_sd, "spread": unc.spread_sd},
+                atfa_refined_deg={} if refined is None else atfa_all(refined),
             ))
         return out
 

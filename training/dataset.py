@@ -23,7 +23,15 @@ from torch.utils.data import IterableDataset, get_worker_info
 from inference import landmarks as lm
 from inference.frame import PatchFrame, apply_affine, cut_patch, invert_affine, letterbox_matrix
 from inference.pixels import stored_to_image
-from training.augment import IntensityAugment, compose, cutout, jitter_corners, similarity
+from training.augment import (
+    AppearanceAugment,
+    IntensityAugment,
+    ShapeWarp,
+    compose,
+    cutout,
+    jitter_corners,
+    similarity,
+)
 
 NEGATIVE_KINDS: tuple[str, ...] = ("blank", "noise", "chest", "lateral_knee", "lower_leg")
 
@@ -65,6 +73,12 @@ class LocalSampling:
     views_per_render: int = 3
     seed_base: int = 2_000_000
     negative_seed_base: int = 4_000_000
+    #: Domain randomisation (issue 11): probability of vendor-style processing
+    #: (:class:`training.augment.AppearanceAugment`) and of a shape warp
+    #: (:class:`training.augment.ShapeWarp`, largest bend ``warp_bend_deg``); 0 = off.
+    appearance_p: float = 0.0
+    warp_p: float = 0.0
+    warp_bend_deg: float = 5.0
 
 
 @dataclass
@@ -251,6 +265,13 @@ class LocalDataset(IterableDataset):
                 mask[:n] = 1.0
             true_w = float(np.linalg.norm(target[lm.PLATEAU_LATERAL_CORNER] -
                                           target[lm.PLATEAU_MEDIAL_CORNER]))
+            if valid and s.warp_p > 0:
+                joint = 0.5 * (target[lm.PLATEAU_MEDIAL_CORNER] + target[lm.PLATEAU_LATERAL_CORNER])
+                patch, target = ShapeWarp(p=s.warp_p, bend_deg=s.warp_bend_deg)(
+                    patch, target, (float(joint[0]), float(joint[1])), rng)
+                target = target * mask[:, None]
+            if s.appearance_p > 0:
+                patch = AppearanceAugment(p=s.appearance_p)(patch, rng)
             patch = aug(patch, rng)
             patch = cutout(patch, rng, s.cutout_p)
             yield {

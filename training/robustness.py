@@ -112,38 +112,112 @@ def agreement(results: list[Any]) -> dict[str, Any]:
     return out
 
 
-def calibrate(records: list[dict[str, Any]], coverage: float = 0.95,
-              weights: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)) -> dict[str, Any]:
-    """Scale and soft-argmax weight of the interval from validation knees.
+def _coverage(raw: npt.NDArray[np.float64], err: npt.NDArray[np.float64], floor: float,
+              scale: float) -> float:
+    return float((err <= np.hypot(floor, scale * raw)).mean())
 
-    For each candidate weight the scale is the ``coverage`` quantile of
-    ``|error| / sqrt(frame^2 + (weight * spread)^2)`` over both methods; the weight kept is
-    the one whose half-width ranks the errors best (highest mean AUROC for
-    ``|error| > 1.5 deg``), ties broken by the narrower mean interval.
+
+def _scale_for(raw: npt.NDArray[np.float64], err: npt.NDArray[np.float64], floor: float,
+               coverage: float) -> float | None:
+    """Smallest scale whose interval ``hypot(floor, scale * raw)`` covers ``coverage``."""
+    if _coverage(raw, err, floor, 0.0) >= coverage:
+        return 0.0
+    hi = 1.0
+    while _coverage(raw, err, floor, hi) < coverage:
+        hi *= 2.0
+        if hi > 1e6:
+            return None
+    lo = 0.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _coverage(raw, err, floor, mid) < coverage else (lo, mid)
+    return hi
+
+
+def calibrate(records: list[dict[str, Any]], coverage: float = 0.95,
+              weights: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0),
+              floors: tuple[float, ...] = tuple(np.round(np.arange(0.0, 2.01, 0.05), 2))
+              ) -> dict[str, Any]:
+    """Floor, scale and soft-argmax weight of the interval from validation knees.
+
+    The half-width is ``sqrt(floor^2 + (scale * sqrt(frame^2 + (weight * spread)^2))^2)``.
+    For each candidate weight and floor the scale is the smallest that covers
+    ``coverage`` of the validation errors (both methods pooled; ``None`` when the floor
+    alone already covers more, scale then 0).  Kept: the candidate with the narrowest mean
+    half-width at that coverage (the sharpest calibrated interval).  The AUROC of each
+    candidate's half-width for ``|error| > 1.5 deg`` says whether the spread ranks errors
+    at all (0.5 = chance); a floor-dominated interval has an AUROC near 0.5 by design.
+
+    Parameters
+    ----------
+    records
+        Per-knee records (:func:`training.evaluate.result_records`) of validation renders.
+    coverage
+        Target share of knees whose true angle lies inside the interval.
+    weights, floors
+        Candidate soft-argmax weights and floors (degrees).
     """
     if not records:
         raise ValueError("records is empty: no validation knees to calibrate on")
     if not 0.5 < coverage < 1.0:
         raise ValueError(f"coverage must be in (0.5, 1), got {coverage!r}")
+    if any(f < 0 for f in floors) or any(w < 0 for w in weights):
+        raise ValueError(f"floors and weights must be >= 0, got {floors!r}, {weights!r}")
     rows = []
     for w in weights:
-        ratios, hws, errs = [], [], []
+        raws, errs = [], []
         for r in records:
-            raw = combine(r["atfa_sd"]["frames"], r["atfa_sd"]["spread"], scale=1.0, weight=w)
+            raw = combine(r["atfa_sd"]["frames"], r["atfa_sd"]["spread"], scale=1.0,
+                          weight=w, floor=0.0)
             for m in METHODS:
-                e = abs(r["atfa_pred"][m] - r["atfa_true"][m])
-                ratios.append(e / max(raw[m], 1e-6))
-                hws.append(raw[m])
-                errs.append(e)
-        k = float(np.quantile(ratios, coverage))
-        a = auroc(hws, np.asarray(errs) > AUROC_ERROR_DEG)
-        rows.append({"weight": w, "scale": round(k, 4), "auroc": _r(a),
-                     "mean_half_width_deg": _r(k * float(np.mean(hws)))})
-    finite = [r for r in rows if r["auroc"] is not None]
-    pool = finite or rows
-    best = max(pool, key=lambda r: ((r["auroc"] or 0.0), -(r["mean_half_width_deg"] or 0.0)))
+                errs.append(abs(r["atfa_pred"][m] - r["atfa_true"][m]))
+                raws.append(raw[m])
+        ra, ea = np.asarray(raws), np.asarray(errs)
+        spread_auroc = _r(auroc(ra, ea > AUROC_ERROR_DEG))
+        for f in floors:
+            k = _scale_for(ra, ea, float(f), coverage)
+            if k is None or (k == 0.0 and f == 0.0):
+                continue
+            hw = np.hypot(f, k * ra)
+            rows.append({"weight": w, "floor_deg": float(f), "scale": round(k, 4),
+                         "coverage_pct": _r(100.0 * float((ea <= hw).mean()), 2),
+                         "auroc": _r(auroc(hw, ea > AUROC_ERROR_DEG)),
+                         "spread_auroc": spread_auroc,
+                         "mean_half_width_deg": _r(float(hw.mean()))})
+    if not rows:
+        raise ValueError("no candidate interval reaches the coverage target")
+    best = min(rows, key=lambda r: (r["mean_half_width_deg"], -(r["auroc"] or 0.0)))
+    errs_all = np.asarray([abs(r["atfa_pred"][m] - r["atfa_true"][m])
+                           for r in records for m in METHODS])
     return {"n_knees": len(records), "coverage_target": coverage, "chosen": best,
+            "error_quantile_deg": _r(float(np.quantile(errs_all, coverage))),
+            "scale_only": [r for r in rows if r["floor_deg"] == 0.0],
             "candidates": rows}
+
+
+def with_interval(rec: dict[str, Any], scale: float, weight: float,
+                  limit: float, flag_on: bool = True, floor: float = 0.0) -> dict[str, Any]:
+    """A per-knee record re-scored with interval constants ``scale``, ``weight``, ``floor``.
+
+    The half-widths are recomputed from the stored raw spreads and the interval part of
+    the flag verdict is redone exactly as :func:`inference.uncertainty.AngleUncertainty.reasons`
+    does (other flag reasons are kept), so records measured before the calibration was
+    fixed give the same figures as a fresh run with the final constants.  With
+    ``flag_on`` False (the predictor's :data:`inference.uncertainty.FLAG_ON_INTERVAL`
+    off) the interval adds no flag, as in the node.
+    """
+    from inference.uncertainty import AngleUncertainty
+
+    r = dict(rec)
+    hw = combine(r["atfa_sd"]["frames"], r["atfa_sd"]["spread"], scale=scale, weight=weight,
+                 floor=floor)
+    unc = AngleUncertainty(frame_sd=r["atfa_sd"]["frames"], spread_sd=r["atfa_sd"]["spread"],
+                           half_width=hw)
+    kept = [x for x in r["flag_reasons"] if not str(x).startswith("aTFA ")]
+    r["flag_reasons"] = tuple(kept + (unc.reasons(limit) if flag_on else []))
+    r["flagged"] = bool(r["flag_reasons"])
+    r["atfa_ci95"] = hw
+    return r
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -190,17 +264,21 @@ def markdown(summary: dict[str, Any]) -> str:
 def write_results(groups: dict[str, list[Any]], out: Path, model: str,
                   command: str) -> dict[str, Any]:
     """Summaries per renderer (all, pre, post) as JSON + markdown, and per-knee records."""
-    from training.evaluate import result_records
+    import dataclasses
 
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"model": model, "command": command, "renderers": {}}
-    for name, res in groups.items():
+    variants = dict(groups)
+    for name, res in groups.items():  # the same knees with the edge-refined shaft points
+        if res and all(r.atfa_refined for r in res):
+            variants[f"{name}+edges"] = [dataclasses.replace(r, atfa_pred=r.atfa_refined)
+                                         for r in res]
+    for name, res in variants.items():
         summary["renderers"][name] = {
             "all": agreement(res),
             "pre": agreement([r for r in res if r.phase == "pre"]),
             "post": agreement([r for r in res if r.phase == "post"]),
         }
-        (out / f"knees_{name}.json").write_text(json.dumps(result_records(res), indent=0))
     (out / "renderers.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "renderers.md").write_text(markdown(summary))
     return summary

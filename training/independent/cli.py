@@ -37,8 +37,9 @@ def synth_independent(
 def _predictor(weights: Path | None, threads: int, tta_frames: int | None) -> object:
     from inference.predictor import WEIGHTS_DIR, KneePredictor
 
-    options = {} if tta_frames is None else {"tta_frames": tta_frames}
-    return KneePredictor.from_weights_dir(weights or WEIGHTS_DIR, num_threads=threads, **options)
+    options: dict[str, int] = {} if tta_frames is None else {"tta_frames": tta_frames}
+    return KneePredictor.from_weights_dir(weights or WEIGHTS_DIR, num_threads=threads,
+                                          **options)  # type: ignore[arg-type]
 
 
 def evaluate_renderers(
@@ -49,6 +50,11 @@ def evaluate_renderers(
     weights: Path | None = typer.Option(None, help="Weights folder (default: shipped)."),
     threads: int = typer.Option(2, help="torch CPU threads."),
     tta_frames: int | None = typer.Option(None, help="Frame ensemble size (default: shipped)."),
+    only: str | None = typer.Option(None, "--only", help="synth or independent: measure only "
+                                    "that folder and write OUT/knees_<name>.json."),
+    merge: bool = typer.Option(False, "--merge", help="Measure nothing: summarise the "
+                               "OUT/knees_*.json already written (with the shipped interval "
+                               "constants)."),
 ) -> None:
     """Measure both renderers' folders and write the side-by-side figures to OUT.
 
@@ -56,22 +62,51 @@ def evaluate_renderers(
     Deming slope/intercept, Bland-Altman limits, flag rate, max unflagged error, interval
     coverage and AUROC), and OUT/knees_<renderer>.json (one record per knee).
     """
+    import json
     import sys
 
-    from training.evaluate import evaluate_folder
-    from training.robustness import write_results
+    from inference import uncertainty
+    from training.evaluate import KneeResult, evaluate_folder, result_records
+    from training.robustness import with_interval, write_results
 
-    for option, folder in (("--synth", synth), ("--independent", independent)):
-        if not folder.is_dir():
-            raise typer.BadParameter(f"{folder} is not a folder", param_hint=option)
-    predictor = _predictor(weights, threads, tta_frames)
-    groups = {"synth": evaluate_folder(predictor, synth),
-              "independent": evaluate_folder(predictor, independent)}
-    info = predictor.model_info  # type: ignore[attr-defined]
-    summary = write_results(groups, out, f"{info.name} {info.version}",
-                            "knee-node " + " ".join(sys.argv[1:]))
+    folders = {"synth": synth, "independent": independent}
+    if only is not None and only not in folders:
+        raise typer.BadParameter(f"must be synth or independent; got {only!r}",
+                                 param_hint="--only")
+    command = "knee-node " + " ".join(sys.argv[1:])
+    if not merge:
+        for name, folder in folders.items():
+            if only in (None, name) and not folder.is_dir():
+                raise typer.BadParameter(f"{folder} is not a folder", param_hint=f"--{name}")
+        predictor = _predictor(weights, threads, tta_frames)
+        info = predictor.model_info  # type: ignore[attr-defined]
+        out.mkdir(parents=True, exist_ok=True)
+        for name, folder in folders.items():
+            if only in (None, name):
+                recs = result_records(evaluate_folder(predictor, folder))
+                (out / f"knees_{name}.json").write_text(json.dumps(
+                    {"model": f"{info.name} {info.version}", "command": command,
+                     "knees": recs}, indent=0))
+        if only is not None:
+            return
+    groups, model, commands = {}, "", []
+    for name in folders:
+        path = out / f"knees_{name}.json"
+        if not path.is_file():
+            raise typer.BadParameter(f"{path} is missing: measure it first", param_hint="--out")
+        blob = json.loads(path.read_text())
+        model = blob["model"]
+        if blob["command"] not in commands:
+            commands.append(blob["command"])
+        recs = [with_interval(r, uncertainty.INTERVAL_SCALE, uncertainty.SPREAD_WEIGHT,
+                              uncertainty.MAX_HALF_WIDTH_DEG, uncertainty.FLAG_ON_INTERVAL,
+                              uncertainty.INTERVAL_FLOOR_DEG)
+                for r in blob["knees"]]
+        groups[name] = [KneeResult(**{**r, "flag_reasons": tuple(r["flag_reasons"])})
+                        for r in recs]
+    write_results(groups, out, model,
+                  "; ".join(commands + ([command] if command not in commands else [])))
     typer.echo((out / "renderers.md").read_text())
-    del summary
 
 
 def calibrate_interval(
@@ -80,8 +115,14 @@ def calibrate_interval(
     out: Path = typer.Option(Path("docs/results/interval_calibration.json"), "--out"),
     weights: Path | None = typer.Option(None, help="Weights folder (default: shipped)."),
     threads: int = typer.Option(2, help="torch CPU threads."),
+    reuse: bool = typer.Option(False, "--reuse", help="Fit on the per-knee records already "
+                               "written next to OUT (OUT stem + _knees.json) instead of "
+                               "measuring DATA again."),
 ) -> None:
-    """Fit the 95 % interval's scale on validation renders; print and write it."""
+    """Fit the 95 % interval (floor, scale, soft-argmax weight) on validation renders.
+
+    Writes OUT and the per-knee records OUT stem + ``_knees.json``; prints the fit.
+    """
     import json
     import sys
 
@@ -93,7 +134,14 @@ def calibrate_interval(
     if any(p.name.startswith("indep_") for p in data.glob("*.dcm")):
         raise typer.BadParameter(f"{data} holds independent renders: they are for measuring "
                                  "only, never for calibration", param_hint="--data")
-    records = result_records(evaluate_folder(_predictor(weights, threads, None), data))
+    knees = out.with_name(out.stem + "_knees.json")
+    if reuse and knees.is_file():
+        records = json.loads(knees.read_text())["knees"]
+    else:
+        records = result_records(evaluate_folder(_predictor(weights, threads, None), data))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        knees.write_text(json.dumps({"command": "knee-node " + " ".join(sys.argv[1:]),
+                                     "knees": records}, indent=0))
     cal = calibrate(records)
     cal["command"] = "knee-node " + " ".join(sys.argv[1:])
     out.parent.mkdir(parents=True, exist_ok=True)

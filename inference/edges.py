@@ -1,0 +1,99 @@
+"""Shaft cortex points from image evidence: sub-pixel edge search normal to the cortex.
+
+For each of the eight shaft-pair landmarks (:data:`inference.landmarks.ATFA_POINTS`
+without the notch) the image is sampled along the line through the point normal to its
+bone's axis (the line through the two pair mid-points), averaged over a short stretch of
+cortex, smoothed, and differentiated; the outer bone edge is the strongest fall of
+brightness going outward (bone bright).  Its sub-pixel position (parabola through the
+peak) replaces the point's position across the shaft; its position along the shaft is
+kept.  A point stays where the network put it when the edge is weak against the profile's
+noise, or when the image does not reach it.
+
+The notch pair is not refined (its edges are corners, not straight cortices).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from inference import landmarks as lm
+
+#: Half-length of the search profile, in plateau widths.
+SEARCH_HALF = 0.05
+#: Half-length of the stretch of cortex averaged into one profile, in plateau widths.
+ALONG_HALF = 0.04
+#: An edge counts when its gradient is this many times the profile's robust noise.
+MIN_CONTRAST = 4.0
+
+_AXES = (
+    (lm.FEMUR_SHAFT_PROXIMAL, lm.FEMUR_SHAFT_DISTAL),
+    (lm.TIBIA_SHAFT_PROXIMAL, lm.TIBIA_SHAFT_DISTAL),
+)
+
+
+def _edge_offset(image: npt.NDArray[np.floating], p: npt.NDArray[np.float64],
+                 normal: npt.NDArray[np.float64], along: npt.NDArray[np.float64],
+                 w: float) -> float | None:
+    """Signed shift (px, along ``normal``) of the outer edge nearest ``p``, or None."""
+    half = max(SEARCH_HALF * w, 4.0)
+    t = np.arange(-half, half + 0.25, 0.25)
+    s = np.linspace(-ALONG_HALF * w, ALONG_HALF * w, 9)
+    pts = p[None, None, :] + t[None, :, None] * normal + s[:, None, None] * along
+    rows, cols = image.shape
+    if (pts[..., 0].min() < 0 or pts[..., 1].min() < 0 or pts[..., 0].max() > cols - 1
+            or pts[..., 1].max() > rows - 1):
+        return None
+    vals = ndimage.map_coordinates(image, [pts[..., 1].ravel(), pts[..., 0].ravel()],
+                                   order=1, mode="nearest").reshape(pts.shape[:2])
+    prof = ndimage.gaussian_filter1d(vals.mean(axis=0).astype(np.float64), 4.0)
+    g = -np.gradient(prof)  # outward fall of brightness is positive
+    noise = 1.4826 * float(np.median(np.abs(g - np.median(g)))) + 1e-6
+    i = int(np.argmax(g))
+    if g[i] < MIN_CONTRAST * noise or i in (0, len(g) - 1):
+        return None
+    a, b, c = g[i - 1], g[i], g[i + 1]
+    den = a - 2 * b + c
+    frac = 0.5 * (a - c) / den if den != 0 else 0.0
+    return float(t[i] + 0.25 * np.clip(frac, -1.0, 1.0))
+
+
+def refine_shaft_points(image: npt.NDArray[np.floating],
+                        landmarks: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The landmarks with the eight shaft cortex points moved onto the image's edges.
+
+    Parameters
+    ----------
+    image
+        ``(rows, cols)`` image, bone bright, the landmarks' pixel grid.
+    landmarks
+        ``(N, 2)`` landmarks (N >= 113), x = column, y = row.
+    """
+    img = np.asarray(image, dtype=np.float32)
+    pts = np.array(landmarks, dtype=np.float64, copy=True)
+    if img.ndim != 2:
+        raise ValueError(f"image must be 2-D, got shape {img.shape}")
+    if pts.ndim != 2 or pts.shape[0] < lm.N_PRE_OP or pts.shape[1] != 2:
+        raise ValueError(f"landmarks must have shape (N>={lm.N_PRE_OP}, 2), got {pts.shape}")
+    w = lm.plateau_width(pts)
+    if not np.isfinite(w) or w < 8:
+        return pts
+    src = pts.copy()
+    for a, b in _AXES:
+        ma = 0.5 * (src[a.medial] + src[a.lateral])
+        mb = 0.5 * (src[b.medial] + src[b.lateral])
+        d = mb - ma
+        n = float(np.linalg.norm(d))
+        if n < 1e-6:
+            continue
+        along = d / n
+        for pair, mid in ((a, ma), (b, mb)):
+            for i in (pair.medial, pair.lateral):
+                normal = np.array([-along[1], along[0]])
+                if np.dot(src[i] - mid, normal) < 0:
+                    normal = -normal
+                off = _edge_offset(img, src[i], normal, along, w)
+                if off is not None:
+                    pts[i] = src[i] + off * normal
+    return pts
