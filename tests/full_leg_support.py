@@ -45,3 +45,13 @@ def sr_leg_values(sr: Dataset) -> dict[str, dict[str, float]]:
             for i in items if i.get("ValueType") == "NUM" and i.get("MeasuredValueSequence")
         }
     return legs
+
+
+#: Routing of a node serving both kinds (as in config.example.yaml): long-leg studies by
+#: body part and study description first, then the knee rule (whose body parts include
+#: LOWER LIMB too).
+BOTH_KINDS_ROUTING: dict[str, Any] = {"rules": [
+    {"name": "long-leg", "kind": "full-leg", "body_parts": ["LOWER LIMB", "LOWERLIMB"],
+     "study_description": "lower limbs?"},
+    {"name": "ap-pa-knee"},
+]}

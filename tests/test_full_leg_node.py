@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from full_leg_support import sr_leg_values
+from full_leg_support import BOTH_KINDS_ROUTING, sr_leg_values
 from node_support import StoreSCP, TruthMeasurer, make_dx, sr_atfa, write_case
 from pydicom import dcmread
 from typer.testing import CliRunner
@@ -33,12 +33,6 @@ SEED = 990_000_061
 #: |HKA - truth| per leg the full-size synthetic study must meet (the model's error on
 #: synthetic full-size images is well under 1 degree; see docs/full_leg_model.md).
 HKA_TOLERANCE_DEG = 2.0
-#: The routing rules of a node serving both kinds (as in config.example.yaml).
-RULES = [
-    {"name": "long-leg", "kind": "full-leg", "body_parts": ["LOWER LIMB", "LOWERLIMB"],
-     "study_description": "lower limbs?"},
-    {"name": "ap-pa-knee"},
-]
 
 
 def _dciodvfy_errors(path: Path) -> list[str]:
@@ -62,7 +56,7 @@ def test_full_leg_and_knee_studies_through_one_node(tmp_path: Path) -> None:
     cfg = {
         "storage": {"data_dir": str(tmp_path / "var")},
         "model": {"num_threads": 2},
-        "routing": {"rules": RULES},
+        "routing": BOTH_KINDS_ROUTING,
         "delivery": {"destinations": [pacs.destination()]},
     }
     config = tmp_path / "config.yaml"
