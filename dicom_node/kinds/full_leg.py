@@ -116,7 +116,7 @@ def leg_items(results: Sequence[Any]) -> list[MeasuredItem]:
 def _one(results: Sequence[Any]) -> FullLegResult:
     if len(results) != 1:
         raise ValueError(f"a full-leg image has one result, got {len(results)}")
-    return results[0]  # type: ignore[no-any-return]
+    return results[0]
 
 
 def make_sr(settings: Settings, source: Dataset, results: Sequence[Any]) -> Dataset:
