@@ -2,7 +2,8 @@
 study and a knee study to one node; routing sends the first to ``full-leg`` (the real model)
 and the second to ``knee-ap``; the stand-in PACS receives the full-leg SR and SC and the
 knee SR and SC; the SR's HKA per leg is near the generator's truth; dciodvfy reports no
-error on either object; dsr2html renders the SR; ``knee-node status`` shows both kinds.
+error on either object; dsr2html renders the SR; ``knee-node status`` and the metrics show
+both kinds.
 
 Skips without dcmtk (dciodvfy and dsr2html checks skip when those tools are absent).
 """
@@ -24,6 +25,7 @@ from typer.testing import CliRunner
 
 from dicom_node.cli import app
 from dicom_node.db import Job
+from dicom_node.metrics import NodeCollector
 from dicom_node.node import KneeNode
 from dicom_node.settings import load_settings
 
@@ -78,11 +80,15 @@ def test_full_leg_and_knee_studies_through_one_node(tmp_path: Path) -> None:
                 assert sorted(jobs) == ["full-leg", "knee-ap"]
                 leg_job = jobs["full-leg"]
                 assert leg_job.state in ("done", "flagged"), leg_job.error
+                leg_state = str(leg_job.state)
                 assert [o.object_kind for o in leg_job.outputs] == ["SR", "SC"]
                 items = {m.laterality: m for m in leg_job.measurements}
                 assert sorted(items) == ["L", "R"]
                 job_hka = {side: m.value("HKA") for side, m in items.items()}
                 assert jobs["knee-ap"].state == "done"
+            families = {f.name: f for f in NodeCollector(node.ctx).collect()}
+            by_kind = {(x.labels["kind"], x.labels["state"]): x.value
+                       for x in families["knee_node_jobs_by_kind"].samples}
     finally:
         pacs.stop()
     by_study = {u: {str(d.Modality): d for d in received if str(d.StudyInstanceUID) == u}
@@ -120,6 +126,9 @@ def test_full_leg_and_knee_studies_through_one_node(tmp_path: Path) -> None:
                               text=True, timeout=60)
         assert html.returncode == 0, html.stderr
         assert "<html" in html.stdout.lower() and "Hip-knee-ankle" in html.stdout
+
+    assert by_kind[("knee-ap", "done")] == 1, "the metrics show both kinds"
+    assert by_kind[("full-leg", leg_state)] == 1, by_kind
 
     shown = CliRunner().invoke(app, ["status", "--config", str(config)])
     assert shown.exit_code == 0, shown.output
