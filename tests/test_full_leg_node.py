@@ -134,4 +134,8 @@ def test_full_leg_and_knee_studies_through_one_node(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.output.split())
     assert "full-leg" in text and "knee-ap" in text
-    assert "HKA" in text and "mLDFA" in text and "aTFA FTS -4.0°" in text
+    assert "aTFA FTS -4.0°" in text, text
+    first = items["R"]  # the right leg is the job's first item: its values are the headline
+    hka, mldfa = first.value("HKA").value, first.value("mLDFA").value
+    assert f"HKA {hka:+.1f}°, mLDFA {mldfa:+.1f}°" in text, text
+    assert first.verdict.startswith("CPAK ") and first.verdict in text, text
