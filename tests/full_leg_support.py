@@ -6,6 +6,8 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from dicom_node.demo import FULL_LEG_RULES
+
 #: SCT laterality codes -> patient side.
 _SIDES = {"7771000": "L", "24028007": "R"}
 _GROUP = ("125007", "DCM")  # Measurement Group
@@ -47,11 +49,8 @@ def sr_leg_values(sr: Dataset) -> dict[str, dict[str, float]]:
     return legs
 
 
-#: Routing of a node serving both kinds (as in config.example.yaml): long-leg studies by
-#: body part and study description first, then the knee rule (whose body parts include
-#: LOWER LIMB too).
-BOTH_KINDS_ROUTING: dict[str, Any] = {"rules": [
-    {"name": "long-leg", "kind": "full-leg", "body_parts": ["LOWER LIMB", "LOWERLIMB"],
-     "study_description": "lower limbs?"},
-    {"name": "ap-pa-knee"},
-]}
+
+#: Routing of a node serving both kinds (the demo's, as in config.example.yaml): long-leg
+#: studies by body part and study description first, then the knee rule (whose body parts
+#: include LOWER LIMB too).
+BOTH_KINDS_ROUTING: dict[str, Any] = {"rules": FULL_LEG_RULES}
