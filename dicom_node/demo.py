@@ -1,6 +1,11 @@
 """The demo: a node on embedded defaults in this process, one synthetic study pushed to it
 by C-STORE, the SR and SC received by a local storage SCP standing in for the PACS.
 
+``kind`` picks the study: ``knee-ap`` (a knee radiograph, the default) or ``full-leg`` (a
+bilateral standing long-leg study, 2800 x 8100 px, routed to the full-leg kind by the
+:data:`FULL_LEG_RULES`; the demo then waits for its SR and SC and prints HKA, mLDFA, mMPTA
+and the CPAK class of each leg next to the generator's truth).
+
 Every run sends a study with fresh UIDs, so a second run in the same folder is measured
 again (not recorded as a duplicate of the first). Progress is reported line by line, and
 the demo stops as soon as the node records why it will not produce a result (instance
@@ -37,6 +42,17 @@ if TYPE_CHECKING:
 
 #: Seconds between two looks at the node's database while waiting for the SR.
 POLL_S = 0.25
+#: Study kinds the demo can make a synthetic study of.
+DEMO_KINDS = ("knee-ap", "full-leg")
+#: Routing of the demo node: long-leg studies to full-leg first (the knee rule's body parts
+#: include LOWER LIMB too), then the knee rule of the defaults.
+FULL_LEG_RULES: list[dict[str, object]] = [
+    {"name": "long-leg", "kind": "full-leg", "body_parts": ["LOWER LIMB", "LOWERLIMB"],
+     "study_description": "lower limbs?"},
+    {"name": "ap-pa-knee"},
+]
+#: Values of a leg the full-leg demo prints: result name -> generator truth key.
+LEG_VALUES = {"HKA": "HKA_deg", "mLDFA": "mLDFA_deg", "mMPTA": "mMPTA_deg"}
 #: Instance states after which no result will come.
 _DEAD_END_STATES = (
     InstanceState.IGNORED,
@@ -64,9 +80,21 @@ class DemoResult:
     quality: str | None = "pass"
     #: One line per knee in the image (an image may show both knees).
     knees: tuple[str, ...] = ()
+    #: Study kind of the demo study.
+    kind: str = "knee-ap"
+    #: full-leg: one line per leg, its values and CPAK class next to the generator truth.
+    legs: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """Human-readable lines for the terminal (a flagged result shows no angle)."""
+        if self.kind == "full-leg":
+            return "\n".join([
+                f"full-leg study measured ({self.quality or 'no result'}):",
+                *(f"  {line}" for line in self.legs),
+                f"SR written to {self.sr_path}",
+                f"SC written to {self.sc_path}",
+                "received by the demo PACS: " + ", ".join(str(p) for p in self.received),
+            ])
 
         def fmt(v: float | None) -> str:
             return "n/a" if v is None else f"{v:+.1f} deg"
@@ -141,6 +169,62 @@ def _angle(row: ResultValueRow | None) -> float | None:
     return None if row is None else row.value
 
 
+def _deg(name: str, v: float | None) -> str:
+    """An angle as the full-leg demo prints it: HKA signed (varus negative), others not."""
+    if v is None:
+        return "n/a"
+    return f"{v:+.1f} deg" if name == "HKA" else f"{v:.1f} deg"
+
+
+def _leg_line(m: Measurement, truth: dict[str, object]) -> str:
+    """One leg of a full-leg result (HKA, mLDFA, mMPTA, CPAK) and the generator truth."""
+    from inference.leg.geometry import cpak_roman
+
+    side = {"L": "left", "R": "right"}.get(m.laterality, m.laterality)
+    legs = truth.get("legs", [])
+    want = next((lg for lg in legs if lg["side"] == m.laterality), None)  # type: ignore[attr-defined]
+    told = "" if want is None else "; truth " + ", ".join(
+        f"{name} {_deg(name, want['measurements'][key])}" for name, key in LEG_VALUES.items()
+    ) + f", CPAK {cpak_roman(int(want['cpak_class']))}"
+    if m.quality != "pass":
+        why = "; ".join(m.flag_reasons or []) or "quality check failed"
+        return f"{side} leg: FLAGGED, no reliable measurement ({why}){told}"
+    values = ", ".join(f"{name} {_deg(name, _angle(m.value(name)))}" for name in LEG_VALUES)
+    return f"{side} leg: {values}, {m.verdict}{told}"
+
+
+def _headline(job: Job) -> str:
+    """The measured line of the progress: the kind's headline values of its first item."""
+    from dicom_node import kinds
+
+    if job.state == JobState.FLAGGED:
+        return "FLAGGED, no reliable measurement"
+    labels = kinds.get(job.kind or kinds.DEFAULT_KIND).headline
+    parts = []
+    for label in labels:
+        v = _angle(job.value(label))
+        parts.append(f"{label} " + ("n/a" if v is None else f"{v:+.1f} deg"))
+    return ", ".join(parts)
+
+
+def _make_study(kind: str, seed: int, out: Path, say: Callable[[str], None]
+                ) -> tuple[Path, dict[str, object]]:
+    """Write the synthetic study of ``kind`` (fresh UIDs) under ``out/source``."""
+    if kind == "full-leg":
+        from training.synth_dicom.full_leg import make_full_leg_instance, write_full_leg_instance
+
+        say(f"making a synthetic full-leg study, 2800 x 8100 px (seed {seed})")
+        leg = make_full_leg_instance(seed, full_size=True, syntax="explicit")
+        _fresh_uids(leg.dataset, leg.truth)
+        return write_full_leg_instance(leg, out / "source")[0], leg.truth
+    from training.synth_dicom import make_instance, write_instance
+
+    say(f"making a synthetic knee (seed {seed})")
+    inst = make_instance(seed, max_side=1024, syntax="explicit")
+    _fresh_uids(inst.dataset, inst.truth)
+    return write_instance(inst, out / "source")[0], inst.truth
+
+
 def run_demo(
     out: Path,
     *,
@@ -148,6 +232,7 @@ def run_demo(
     timeout_s: float = 300.0,
     measurer: Measurer | None = None,
     progress: Callable[[str], None] | None = None,
+    kind: str = "knee-ap",
 ) -> DemoResult:
     """Run the demo in ``out`` (data, results and what the demo PACS received).
 
@@ -156,13 +241,15 @@ def run_demo(
     out
         Folder of the demo's node data (``var/``), source study and received results.
     seed
-        Generator seed of the synthetic knee (its UIDs are fresh on every run).
+        Generator seed of the synthetic study (its UIDs are fresh on every run).
     timeout_s
         Longest wait for the SR, in seconds.
     measurer
         Replaces the shipped landmark model (tests only).
     progress
         Called with one line at each step (node up, study sent, measuring, SR received).
+    kind
+        Study kind of the synthetic study, one of :data:`DEMO_KINDS`.
 
     Raises
     ------
@@ -172,14 +259,12 @@ def run_demo(
     from pydicom import dcmread
 
     from dicom_node.node import KneeNode
-    from training.synth_dicom import make_instance, write_instance
 
+    if kind not in DEMO_KINDS:
+        raise DemoError(f"kind must be one of {', '.join(DEMO_KINDS)}, got {kind!r}")
     say = progress or (lambda _line: None)
     out = Path(out)
-    say(f"making a synthetic knee (seed {seed})")
-    inst = make_instance(seed, max_side=1024, syntax="explicit")
-    _fresh_uids(inst.dataset, inst.truth)
-    src, _ = write_instance(inst, out / "source")
+    src, truth = _make_study(kind, seed, out, say)
     ds = dcmread(src)
     sop_uid = str(ds.SOPInstanceUID)
 
@@ -199,6 +284,7 @@ def run_demo(
                     }
                 ],
             },
+            **({"routing": {"rules": FULL_LEG_RULES}} if kind == "full-leg" else {}),
         }
     )
     node: KneeNode | None = None
@@ -218,7 +304,7 @@ def run_demo(
         if getattr(status, "Status", None) != 0x0000:
             raise DemoError(f"the node answered C-STORE status {status}")
         say(f"study sent: C-STORE of {src.name} answered success")
-        return _wait_for_sr(node, sop_uid, inst.truth, received, cond, timeout_s, say)
+        return _wait_for_sr(node, sop_uid, truth, received, cond, timeout_s, say)
     finally:
         if node is not None:
             node.stop()
@@ -256,13 +342,8 @@ def _wait_for_sr(
             if job.state == JobState.FAILED:
                 raise DemoError(f"the measurement failed: {job.error}")
             if job.state in FINISHED_JOB_STATES:
-                what = (
-                    "FLAGGED, no reliable measurement"
-                    if job.state == JobState.FLAGGED
-                    else f"aTFA FTS {_angle(job.value('aTFA FTS')):+.1f} deg, "
-                    f"FNTS {_angle(job.value('aTFA FNTS')):+.1f} deg"
-                )
-                once("measured", f"measured: job {job.id}: {what}; sending to the demo PACS")
+                once("measured",
+                     f"measured: job {job.id}: {_headline(job)}; sending to the demo PACS")
                 for d in job.deliveries:
                     if d.state == DeliveryState.FAILED:
                         raise DemoError(
@@ -270,12 +351,25 @@ def _wait_for_sr(
                         )
         with cond:
             sr = [p for p in received if p.name.startswith("SR")]
+            if job is not None and job.kind == "full-leg" and not any(
+                    p.name.startswith("OT") for p in received):
+                sr = []  # the full-leg demo waits for the SC too
         sent = job is not None and any(d.state == DeliveryState.DELIVERED for d in job.deliveries)
         sr_path, sc_path = (None, None) if job is None else (
             job.output_path("SR"), job.output_path("SC")
         )
         if sr and sent and job is not None and sr_path is not None:
             say(f"SR received by the demo PACS: {sr[-1]}")
+            if job.kind == "full-leg":
+                with cond:
+                    say("SC received by the demo PACS: "
+                        + next(str(p) for p in received if p.name.startswith("OT")))
+                return DemoResult(
+                    None, None, {}, job.verdict, Path(sr_path),
+                    Path(sc_path) if sc_path else None, list(received), job.quality,
+                    kind="full-leg",
+                    legs=tuple(_leg_line(m, truth) for m in
+                               sorted(job.measurements, key=lambda m: m.laterality != "R")))
             return DemoResult(
                 _angle(job.value("aTFA FTS")),
                 _angle(job.value("aTFA FNTS")),

@@ -46,9 +46,12 @@ def rest(port: int, method: str, path: str, body: bytes | None = None) -> Any:
         return json.loads(rsp.read() or b"null")
 
 
-def test_demo_orthanc_forwards_to_the_node_and_receives_results(tmp_path: Path) -> None:
-    if ORTHANC is None:
-        pytest.skip("needs Orthanc (Debian package orthanc)")
+def _through_orthanc(
+    tmp_path: Path, src: Path, measurer: Any, want: int, timeout_s: float = 60,
+    routing: dict[str, Any] | None = None,
+) -> tuple[list[str], str]:
+    """Upload ``src`` to Orthanc (the compose configuration) in front of a node; the
+    modalities of the study's series once there are ``want`` of them, and Orthanc's log."""
     dicom_port, http_port = free_port(), free_port()
     node_cfg = yaml.safe_load((DOCKER / "config.yaml").read_text())
     node_cfg["node"].update(host="127.0.0.1", port=free_port())
@@ -59,6 +62,8 @@ def test_demo_orthanc_forwards_to_the_node_and_receives_results(tmp_path: Path) 
     for key in ("database", "queue"):  # embedded SQLite and in-process queue for the test
         node_cfg.pop(key)
     node_cfg["metrics"]["enabled"] = False
+    if routing is not None:
+        node_cfg["routing"] = routing
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(node_cfg))
     settings = load_settings(tmp_path / "config.yaml", environ={})
 
@@ -75,12 +80,9 @@ def test_demo_orthanc_forwards_to_the_node_and_receives_results(tmp_path: Path) 
     orthanc_cfg["DicomModalities"]["knee"].update(Host="127.0.0.1", Port=settings.node.port)
     (tmp_path / "orthanc.json").write_text(json.dumps(orthanc_cfg))
 
-    cases = tmp_path / "cases"
-    ds, truth = make_dx(atfa_deg=3.0)
-    src = write_case(cases, ds, truth, "knee")
     with (
         (tmp_path / "orthanc.log").open("w") as log,
-        KneeNode(settings, measurer=TruthMeasurer(cases)) as node,
+        KneeNode(settings, measurer=measurer) as node,
     ):
         proc = subprocess.Popen(
             [str(ORTHANC), str(tmp_path / "orthanc.json")],
@@ -93,16 +95,43 @@ def test_demo_orthanc_forwards_to_the_node_and_receives_results(tmp_path: Path) 
             wait_port(dicom_port, 30, proc)
             uploaded = rest(http_port, "POST", "/instances", src.read_bytes())
             study = uploaded["ParentStudy"]
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + timeout_s
             modalities: list[str] = []
             while time.monotonic() < deadline:
                 series = rest(http_port, "GET", f"/studies/{study}/series")
                 modalities = sorted(s["MainDicomTags"].get("Modality", "") for s in series)
-                if len(modalities) >= 3:
+                if len(modalities) >= want:
                     break
                 time.sleep(0.3)
             assert node.wait_idle(30)
         finally:
             proc.terminate()
             proc.wait(20)
-    assert modalities == ["DX", "OT", "SR"], (tmp_path / "orthanc.log").read_text()[-2000:]
+    return modalities, (tmp_path / "orthanc.log").read_text()[-2000:]
+
+
+def test_demo_orthanc_forwards_to_the_node_and_receives_results(tmp_path: Path) -> None:
+    if ORTHANC is None:
+        pytest.skip("needs Orthanc (Debian package orthanc)")
+    cases = tmp_path / "cases"
+    ds, truth = make_dx(atfa_deg=3.0)
+    src = write_case(cases, ds, truth, "knee")
+    modalities, log = _through_orthanc(tmp_path, src, TruthMeasurer(cases), 3)
+    assert modalities == ["DX", "OT", "SR"], log
+
+
+def test_a_full_leg_study_through_orthanc_gets_its_sr_and_sc(tmp_path: Path) -> None:
+    """A 2800 x 8100 full-leg study uploaded to Orthanc is measured as ``full-leg`` (the
+    real model) and its SR and SC end up in the study."""
+    if ORTHANC is None:
+        pytest.skip("needs Orthanc (Debian package orthanc)")
+    from full_leg_support import BOTH_KINDS_ROUTING
+
+    from training.synth_dicom.full_leg import make_full_leg_instance, write_full_leg_instance
+
+    leg = make_full_leg_instance(990_000_062, full_size=True, syntax="explicit")
+    src, _ = write_full_leg_instance(leg, tmp_path / "source")
+    modalities, log = _through_orthanc(
+        tmp_path, src, {"knee-ap": TruthMeasurer(tmp_path)}, 3, timeout_s=120,
+        routing=BOTH_KINDS_ROUTING)
+    assert modalities == [str(leg.dataset.Modality), "OT", "SR"], log

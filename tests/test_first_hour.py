@@ -461,3 +461,37 @@ def test_overlay_axes_meet_and_the_angle_is_drawn_as_an_arc() -> None:
     arc_dir = arc_dir / np.linalg.norm(arc_dir)
     assert near(meet + radius * arc_dir, COLOURS["text"]), "the angle's arc"
     assert math.isclose(m.atfa_deg["FTS"], 6.0, abs_tol=0.05)
+
+
+@pytest.mark.network
+def test_demo_kind_full_leg_sends_a_long_leg_study_and_gets_its_sr_and_sc(
+    tmp_path: Path,
+) -> None:
+    """``knee-node demo --kind full-leg``: a 2800 x 8100 long-leg study through the node
+    (the real full-leg model); the demo PACS receives the SR and SC, and the summary gives
+    HKA, mLDFA, mMPTA and the CPAK class of each leg next to the generator truth."""
+    pytest.importorskip("training.synth_leg")
+    run = _cli("demo", "--kind", "full-leg", "--out", str(tmp_path / "demo"),
+               "--seed", "900000011", "--timeout", "240", timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    for step in ("making a synthetic full-leg study", "node up", "study sent", "measuring",
+                 "SR received by the demo PACS", "SC received by the demo PACS"):
+        assert step in out, f"no {step!r} line in:\n{out}"
+    legs = [ln.strip() for ln in out.splitlines() if ln.strip().startswith(("right leg",
+                                                                           "left leg"))]
+    assert len(legs) == 2, out
+    for line in legs:
+        assert "truth HKA" in line and "CPAK" in line, line
+        if "FLAGGED" not in line:
+            assert "mLDFA" in line and "mMPTA" in line, line
+    received = sorted(p.name[:2] for p in (tmp_path / "demo" / "pacs").iterdir())
+    assert received == ["OT", "SR"]
+    sr = tmp_path / "demo" / "var" / "results" / "job-000001" / "sr.dcm"
+    assert sr.is_file()
+
+
+def test_demo_refuses_an_unknown_kind(tmp_path: Path) -> None:
+    run = _cli("demo", "--kind", "elbow", "--out", str(tmp_path / "demo"), timeout=60)
+    assert run.returncode == 1
+    assert "kind must be one of knee-ap, full-leg, got 'elbow'" in run.stderr

@@ -36,8 +36,10 @@ def test_knee_ap_is_registered_and_is_the_default_kind() -> None:
     assert [w.object_kind for w in kind.writers_for(None)] == ["SR", "SC"]  # GSPS if asked
     assert [w.object_kind for w in kind.writers_for(("GSPS", "SR"))] == ["SR", "GSPS"]
     assert kind.headline == ("aTFA FTS", "aTFA FNTS")
-    assert Settings().routing.rules[0].kind == "knee-ap"
-    with pytest.raises(ConfigError, match=r"unknown study kind 'elbow'; known kinds: knee-ap"):
+    # with full-leg installed its two rules come first; the knee rule keeps its name and kind
+    assert [r.kind for r in Settings().routing.rules] == ["full-leg", "full-leg", "knee-ap"]
+    assert Settings().routing.rules[-1].name == "ap-pa-knee"
+    with pytest.raises(ConfigError, match=r"unknown study kind 'elbow'; known kinds: full-leg, knee-ap"):
         kinds.get("elbow")
 
 
@@ -74,7 +76,7 @@ def test_check_config_names_an_unknown_kind(tmp_path: Path) -> None:
     }))
     result = CliRunner().invoke(app, ["check-config", str(cfg)])
     assert result.exit_code != 0
-    assert "unknown study kind 'ful-leg'; known kinds: knee-ap" in result.output
+    assert "unknown study kind 'ful-leg'; known kinds: full-leg, knee-ap" in result.output
     assert "routing.rules.0.kind" in result.output
     assert "unknown study kind 'kneeap'" in result.output
 

@@ -13,8 +13,12 @@ def demo(
     out: Path = typer.Option(Path("var/demo"), help="folder for the demo's data and results"),
     seed: int = typer.Option(900_000_000, help="generator seed of the synthetic study"),
     timeout: float = typer.Option(300.0, help="seconds to wait for the SR"),
+    kind: str = typer.Option(
+        "knee-ap", help="study kind of the synthetic study: knee-ap (a knee radiograph) or "
+        "full-leg (a bilateral standing long-leg study, 2800 x 8100 px)"),
 ) -> None:
-    """Start a node in-process on a free port, C-STORE a synthetic knee, wait for the SR.
+    """Start a node in-process on a free port, C-STORE a synthetic study (a knee, or with
+    ``--kind full-leg`` a long-leg study), wait for the SR and SC at the demo PACS.
 
     Each run sends a study with fresh UIDs, so it can be run again in the same folder.
     """
@@ -22,7 +26,7 @@ def demo(
     from dicom_node.errors import KneeNodeError
 
     try:
-        result = run_demo(out, seed=seed, timeout_s=timeout, progress=typer.echo)
+        result = run_demo(out, seed=seed, timeout_s=timeout, progress=typer.echo, kind=kind)
     except KneeNodeError as exc:
         typer.echo(f"error: demo failed: {exc}", err=True)
         raise typer.Exit(1) from None
