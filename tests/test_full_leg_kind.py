@@ -37,7 +37,7 @@ def test_full_leg_is_registered_next_to_knee_ap() -> None:
     kind = kinds.get("full-leg")
     assert kind is full_leg.KIND
     assert [w.object_kind for w in kind.writers] == ["SR", "SC"]
-    assert kind.headline == ("HKA", "mLDFA")
+    assert kind.headline == ("HKA", "mLDFA", "CPAK")
 
 
 def test_the_measurer_returns_one_result_per_image(measured: tuple) -> None:
@@ -66,7 +66,11 @@ def test_items_are_the_legs_with_named_values_and_cpak_verdict(measured: tuple) 
     for item, lg in zip(items, results[0].legs, strict=True):
         assert item.laterality == lg.side and item.quality == lg.quality
         if item.quality == "pass":
-            assert [v.name for v in item.values] == VALUE_NAMES
+            assert [v.name for v in item.values] == VALUE_NAMES + ["CPAK"]
+            cpak = item.values[-1]
+            assert cpak.value is None and cpak.code is not None
+            assert cpak.code.value == f"CPAK-{lg.cpak.roman}" and cpak.code.scheme == "99KNEENODE"
+            assert cpak.method is None and cpak.label == "CPAK"  # the headline shows it
             units = {v.name: v.unit for v in item.values}
             assert units["MAD"] == "mm" and units["HKA"] == "deg"
             hka = next(v for v in item.values if v.name == "HKA").value

@@ -139,3 +139,6 @@ def test_full_leg_and_knee_studies_through_one_node(tmp_path: Path) -> None:
     hka, mldfa = first.value("HKA").value, first.value("mLDFA").value
     assert f"HKA {hka:+.1f}°, mLDFA {mldfa:+.1f}°" in text, text
     assert first.verdict.startswith("CPAK ") and first.verdict in text, text
+    cpak = first.value("CPAK")  # the class as a coded row (99KNEENODE), shown by its meaning
+    assert cpak.value is None and cpak.code_scheme == "99KNEENODE", cpak
+    assert cpak.code_value == "CPAK-" + first.verdict.split()[1] and cpak.code_meaning in text

@@ -4,7 +4,9 @@ The model is ``inference.leg.predictor.FullLegPredictor``; one image gives one
 ``FullLegResult`` (the kind's one record per image), and each of its legs is one measured
 item with HKA, mLDFA, mMPTA, aHKA, JLO, FVA, JLCA, MAD and the long-leg aTFA (degrees / mm,
 varus negative for HKA and MAD). The CPAK class is in the item's verdict ("CPAK II",
-"CPAK II borderline") until results carry coded values. A flagged leg keeps no values.
+"CPAK II borderline") and, as a coded value (``ResultValue.coded``), the class's code of the
+private scheme of the SR (``dicom_node.reports.full_leg_codes.CPAK_VALUES``); "borderline"
+stays in the verdict. A flagged leg keeps no values.
 
 The node writes back the TID 1500 SR (``dicom_node.reports.full_leg_report``) and the SC
 overlay (``dicom_node.reports.full_leg_overlay``).
@@ -16,7 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from dicom_node.kinds import MeasuredItem, OutputWriter, ResultValue, StudyKind
+from dicom_node.kinds import Code, MeasuredItem, OutputWriter, ResultValue, StudyKind
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -92,6 +94,11 @@ def leg_values(lg: LegResult) -> tuple[ResultValue, ...]:
         v = lg.measurements.get(key, math.nan)
         if v is not None and math.isfinite(float(v)):
             out.append(ResultValue(name, float(v), unit, method))
+    if lg.cpak is not None:
+        from dicom_node.reports.full_leg_codes import CPAK_VALUES
+
+        c = CPAK_VALUES[lg.cpak.cls]
+        out.append(ResultValue.coded("CPAK", Code(c.value, c.scheme_designator, c.meaning)))
     return tuple(out)
 
 
@@ -147,5 +154,5 @@ KIND = StudyKind(
     items=leg_items,
     writers=(OutputWriter("SR", "sr.dcm", make_sr), OutputWriter("SC", "sc.dcm", make_sc)),
     nothing_found="no leg found in the image",
-    headline=("HKA", "mLDFA"),
+    headline=("HKA", "mLDFA", "CPAK"),
 )
