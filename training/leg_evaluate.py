@@ -28,11 +28,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pydicom
-from scipy import ndimage, stats
+from scipy import stats
 
 from inference.errors import KneeNodeError
 from inference.leg import geometry as geo
 from inference.leg import landmarks as leg
+from inference.leg.predictor import cut_region as predictor_cut_region
 from inference.leg_models import JOINT_LANDMARKS, LegLandmarkMethod, load_method
 from inference.leg_models.mask import _MaskMethod
 from training import leg_metrics as lm
@@ -84,31 +85,13 @@ def cut_region(pixels: npt.NDArray[np.float32], x0: float, y0: float, side_px: f
                size: int) -> npt.NDArray[np.float32]:
     """The square ``(x0, y0, side_px)`` of ``pixels`` at ``size`` x ``size``.
 
-    Output pixel ``(x, y)`` shows stored px ``(x0 + x * side_px / size, y0 + y * side_px / size)``
-    (the convention of :func:`training.synth_leg.render_joint_crop`); the image is first
-    block-averaged by ``floor(side_px / size)`` against aliasing. Outside the image: its
-    minimum.
+    :func:`inference.leg.predictor.cut_region` (the convention of
+    :func:`training.synth_leg.render_joint_crop`, block-averaged against aliasing), padded
+    outside the image with its minimum.
     """
     if side_px <= 0 or size < 1:
         raise EvaluationError(f"side_px and size must be positive, got {side_px}, {size}")
-    f = max(int(side_px // size), 1)
-    fill = float(pixels.min())
-    # the window (whole blocks of f px) that holds the region, padded with ``fill``
-    bx0, by0 = int(np.floor(x0 / f)) - 2, int(np.floor(y0 / f)) - 2
-    nb = int(np.ceil(side_px / f)) + 5
-    win = np.full((nb * f, nb * f), fill, np.float32)
-    r0, c0 = by0 * f, bx0 * f
-    rs, cs = max(r0, 0), max(c0, 0)
-    re, ce = min(r0 + nb * f, pixels.shape[0]), min(c0 + nb * f, pixels.shape[1])
-    if re > rs and ce > cs:
-        win[rs - r0:re - r0, cs - c0:ce - c0] = pixels[rs:re, cs:ce]
-    small = win.reshape(nb, f, nb, f).mean((1, 3))
-    g = np.arange(size, dtype=np.float64) * (side_px / size)
-    xs = (x0 + g - 0.5 * (f - 1)) / f - bx0
-    ys = (y0 + g - 0.5 * (f - 1)) / f - by0
-    yy, xx = np.meshgrid(ys, xs, indexing="ij")
-    return ndimage.map_coordinates(small, [yy, xx], order=1, mode="constant",
-                                   cval=fill).astype(np.float32)
+    return predictor_cut_region(pixels, x0, y0, side_px, size, fill=float(pixels.min()))
 
 
 def _leg_points(found: dict[str, FloatArray]) -> FloatArray:

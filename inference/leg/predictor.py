@@ -229,20 +229,20 @@ class FullLegResult:
 
 
 def cut_region(pixels: npt.NDArray[np.float32], x0: float, y0: float, side_px: float,
-               size: int) -> npt.NDArray[np.float32]:
+               size: int, fill: float = 0.0) -> npt.NDArray[np.float32]:
     """The square ``(x0, y0, side_px)`` of ``pixels`` resampled to ``size`` x ``size``.
 
     Output pixel ``(x, y)`` shows stored px ``(x0 + x * side_px / size, y0 + y * side_px /
     size)`` (the training crops' convention); the image is block-averaged by
-    ``floor(side_px / size)`` first against aliasing. Outside the image: 0 (the crops were
-    trained with zero padding).
+    ``floor(side_px / size)`` first against aliasing. Outside the image: ``fill`` (default 0:
+    the crops were trained with zero padding).
     """
     if not (side_px > 0 and size >= 1):
         raise FullLegPredictorError(f"side_px and size must be positive, got {side_px}, {size}")
     f = max(int(side_px // size), 1)
     bx0, by0 = int(np.floor(x0 / f)) - 2, int(np.floor(y0 / f)) - 2
     nb = int(np.ceil(side_px / f)) + 5
-    win = np.zeros((nb * f, nb * f), np.float32)
+    win = np.full((nb * f, nb * f), fill, np.float32)
     r0, c0 = by0 * f, bx0 * f
     rs, cs = max(r0, 0), max(c0, 0)
     re, ce = min(r0 + nb * f, pixels.shape[0]), min(c0 + nb * f, pixels.shape[1])
@@ -254,7 +254,7 @@ def cut_region(pixels: npt.NDArray[np.float32], x0: float, y0: float, side_px: f
     ys = (y0 + g - 0.5 * (f - 1)) / f - by0
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     return ndimage.map_coordinates(small, [yy, xx], order=1, mode="constant",
-                                   cval=0.0).astype(np.float32)
+                                   cval=fill).astype(np.float32)
 
 
 def cpak_with_margin(ahka_deg: float, jlo_deg: float, margin_deg: float) -> CpakResult:
