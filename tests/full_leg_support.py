@@ -41,11 +41,12 @@ def sr_leg_values(sr: Dataset) -> dict[str, dict[str, float]]:
                 code = str(mod.ConceptCodeSequence[0].CodeValue)
                 side = _SIDES.get(code, side)
         assert side is not None, "a leg group without laterality"
-        legs[side] = {
+        # the leg's group and its viewer angle groups (same values): merged per side
+        legs.setdefault(side, {}).update({
             str(i.ConceptNameCodeSequence[0].CodeValue): float(
                 i.MeasuredValueSequence[0].NumericValue)
             for i in items if i.get("ValueType") == "NUM" and i.get("MeasuredValueSequence")
-        }
+        })
     return legs
 
 

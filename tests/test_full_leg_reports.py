@@ -19,7 +19,17 @@ from dicom_node.reports import codes
 from dicom_node.reports import full_leg_codes as fc
 from dicom_node.reports._checks import ReportInputError, ReportTypeError
 from dicom_node.reports.full_leg_overlay import build_full_leg_sc, leg_lines
-from dicom_node.reports.full_leg_report import build_full_leg_sr, leg_geometry
+from dicom_node.reports.full_leg_report import (
+    ANGLE_LINES,
+    angle_arms,
+    build_full_leg_sr,
+    leg_geometry,
+)
+from dicom_node.reports.measurement_report import (
+    ANGLE_TOOL,
+    VIEWER_TOOL_PREFIX,
+    viewer_tracking_identifier,
+)
 from inference.leg.predictor import FullLegPredictor, FullLegResult
 from training.synth_dicom.full_leg import make_full_leg_instance
 
@@ -58,8 +68,20 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Dataset, FullLegResu
     return src, res, sr_path, sc_path
 
 
+def _tracking(group: Dataset) -> str:
+    return next(str(i.TextValue) for i in group.ContentSequence
+                if _name(i) == ("112039", "DCM"))
+
+
 def _groups(sr: Dataset) -> list[Dataset]:
-    return [i for i in _items(sr) if _name(i) == ("125007", "DCM")]
+    """The legs' own groups (not the viewer angle groups)."""
+    return [i for i in _items(sr) if _name(i) == ("125007", "DCM")
+            and not _tracking(i).startswith(VIEWER_TOOL_PREFIX)]
+
+
+def _angle_groups(sr: Dataset) -> list[Dataset]:
+    return [i for i in _items(sr) if _name(i) == ("125007", "DCM")
+            and _tracking(i) == viewer_tracking_identifier(ANGLE_TOOL)]
 
 
 def test_sr_values_and_coordinates_match_the_result(case: tuple) -> None:
@@ -101,6 +123,39 @@ def test_sr_values_and_coordinates_match_the_result(case: tuple) -> None:
         border = [i for i in items if _name(i) == _key(fc.CPAK_BORDERLINE)][0]
         assert border.ConceptCodeSequence[0].CodeValue == (
             fc.YES.value if lg.cpak.borderline else fc.NO.value)
+
+
+def test_each_angle_between_two_lines_has_a_viewer_group(case: tuple) -> None:
+    """Per passed leg one Cobb-angle group per angle of ANGLE_LINES: Finding = the concept,
+    lower limb + laterality, first NUM = the value (as in the leg's group), first SCOORD the
+    4-point arms; the leg's group keeps every value."""
+    src, res, sr_path, _ = case
+    sr = pydicom.dcmread(sr_path)
+    groups = _angle_groups(sr)
+    want = [(lg, k) for lg in res.legs if lg.quality == "pass" for k in ANGLE_LINES
+            if np.isfinite(lg.measurements[k]) and angle_arms(lg, k) is not None]
+    assert len(groups) == len(want)
+    for g, (lg, key) in zip(groups, want, strict=True):
+        items = _items(g)
+        finding = [i for i in items if _name(i) == ("121071", "DCM")][0]
+        assert finding.ConceptCodeSequence[0].CodeValue == fc.MEASUREMENT_CODES[key].value
+        site = [i for i in items if _name(i) == ("363698007", "SCT")][0]
+        assert site.ConceptCodeSequence[0].CodeValue == fc.LOWER_LIMB.value
+        assert site.ContentSequence[0].ConceptCodeSequence[0].CodeValue == \
+            codes.LATERALITY[lg.side].value
+        num = [i for i in g.ContentSequence if i.ValueType == "NUM"][0]
+        assert _name(num) == _key(fc.MEASUREMENT_CODES[key])
+        assert abs(float(num.MeasuredValueSequence[0].NumericValue) - lg.measurements[key]) \
+            < 0.006
+        arms = [i for i in num.ContentSequence if i.ValueType == "SCOORD"][0]
+        assert arms.GraphicType == "POLYLINE" and _name(arms) == _key(fc.ANGLE_ARMS)
+        image = arms.ContentSequence[0]
+        assert image.ValueType == "IMAGE" and image.RelationshipType == "SELECTED FROM"
+        assert image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+        want_arms = angle_arms(lg, key)
+        assert want_arms is not None
+        np.testing.assert_allclose(np.asarray(arms.GraphicData, float).reshape(-1, 2),
+                                   want_arms + 0.5, atol=1e-3)
 
 
 def test_flagged_leg_has_no_values(case: tuple, tmp_path: Path) -> None:

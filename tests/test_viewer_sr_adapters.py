@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -18,7 +19,7 @@ from pydicom import Dataset
 from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_reports_common import knee_landmarks, make_measurement, make_source  # noqa: E402
+from test_reports_common import MODEL, knee_landmarks, make_measurement, make_source  # noqa: E402
 from viewer.sr_tools import compare, missing_reason, run_adapters, sr_angles  # noqa: E402
 
 from dicom_node.reports import codes, create_measurement_report  # noqa: E402
@@ -120,3 +121,89 @@ def test_generator_study_sr(tmp_path: Path) -> None:
 def test_any_sr_file() -> None:
     """Any SR given by path (e.g. a full-leg SR): every angle group is a matching tool."""
     assert compare(Path(os.environ["KNEE_NODE_VIEWER_SR"])) == []
+
+
+def _synthetic_full_leg(seed: int) -> tuple[Dataset, Any]:
+    """A generator full-leg study and a FullLegResult made from its true landmarks (both
+    legs passed; no model): what the full-leg SR is built from."""
+    from inference.leg.geometry import measure_leg
+    from inference.leg.predictor import (
+        MEASUREMENTS,
+        CpakResult,
+        FullLegResult,
+        LegResult,
+        cpak_with_margin,
+    )
+    from inference.leg.roi import RoiResult
+    from training.synth_dicom.full_leg import make_full_leg_instance
+
+    inst = make_full_leg_instance(seed, max_rows=1500, syntax="explicit")
+    mm = float(inst.truth["pixel_spacing_mm"][0])
+    legs = []
+    for lt in inst.truth["legs"]:
+        pts = np.asarray(lt["landmarks"], dtype=float)
+        vals = {k: float(v) for k, v in measure_leg(pts, mm).items() if k in MEASUREMENTS}
+        cpak: CpakResult = cpak_with_margin(vals["aHKA_deg"], vals["JLO_deg"], 1.0)
+        legs.append(LegResult(
+            side=lt["side"], landmarks=pts, found=np.all(np.isfinite(pts), axis=1),
+            measurements=vals, units={k: v[1] for k, v in MEASUREMENTS.items()}, cpak=cpak,
+            quality="pass", flag_reasons=(), joint_probability={"hip": 0.99, "knee": 0.99},
+            mm_per_px=mm))
+    ds = inst.dataset
+    result = FullLegResult(tuple(legs), (int(ds.Rows), int(ds.Columns)), (mm, mm), "header",
+                           MODEL, RoiResult((), ()))
+    return ds, result
+
+
+def _cornerstone_angle(points: np.ndarray) -> float:
+    """The angle Cornerstone's CobbAngle tool computes from its 4 handles
+    (``CobbAngleTool._calculateCachedStats``): each arm oriented from its far end to its end
+    nearest the other arm, then the angle between the two (0-180 deg)."""
+    pairs = [(i, j) for i in (0, 1) for j in (2, 3)]
+    i, j = min(pairs, key=lambda ij: float(np.linalg.norm(points[ij[0]] - points[ij[1]])))
+    v1 = points[i] - points[1 - i]
+    v2 = points[j] - points[5 - j]
+    cos = float(np.dot(v1, v2) / (np.linalg.norm(v1) * np.linalg.norm(v2)))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+def test_full_leg_sr_angles_are_cobb_angles(tmp_path: Path) -> None:
+    """The full-leg SR of a synthetic result: one CobbAngle per angle between two lines per
+    leg (HKA, mLDFA, mMPTA, JLCA, FVA, aTFA), on the SR's 4 points (within 0.01 px) with the
+    SR's value; what Cornerstone then shows is the angle between the arms, per angle as in
+    docs/viewer.md."""
+    from dicom_node.reports import full_leg_codes as fc
+    from dicom_node.reports.full_leg_report import ANGLE_LINES, angle_arms, build_full_leg_sr
+
+    source, res = _synthetic_full_leg(990_000_051)
+    path = tmp_path / "full_leg_sr.dcm"
+    build_full_leg_sr(source, res, device_observer_uid=generate_uid()).save_as(
+        path, enforce_file_format=True)
+    assert res.pixel_spacing_mm is not None
+    spacing = (float(res.pixel_spacing_mm[0]), float(res.pixel_spacing_mm[1]))
+    result = run_adapters(path, spacing)
+    tools = result["tools"]
+    want = [(lg, k) for lg in res.legs for k in ANGLE_LINES if np.isfinite(lg.measurements[k])]
+    assert len(want) == 2 * len(ANGLE_LINES), "the synthetic legs have every angle"
+    assert [t["toolType"] for t in tools] == ["CobbAngle"] * len(want), result["warnings"]
+    assert {t["trackingIdentifier"] for t in tools} == {"Cornerstone3DTools@^0.1.0:CobbAngle"}
+    assert len(result["warnings"]) <= result["groups"] - len(tools)
+    for tool, (lg, key) in zip(tools, want, strict=True):
+        pts = np.asarray(tool["points"], dtype=float)[:, :2]
+        arms = angle_arms(lg, key)
+        assert arms is not None
+        np.testing.assert_allclose(pts, arms + PIXEL_CENTRE_OFFSET, atol=0.01)
+        x = lg.measurements[key]
+        assert tool["value"] == pytest.approx(x, abs=0.006)
+        concept = fc.MEASUREMENT_CODES[key]
+        assert tool["finding"]["value"] == concept.value
+        assert tool["description"] == concept.meaning
+        assert tool["referencedSOPInstanceUID"] == source.SOPInstanceUID
+        shown = _cornerstone_angle(pts)
+        if key in ("HKA_deg", "aTFA_FTS_deg"):  # the angle at the knee
+            assert shown == pytest.approx(180.0 - abs(x), abs=0.05), key
+        elif key in ("FVA_deg", "JLCA_deg"):  # both arms run to a common end / side
+            assert shown == pytest.approx(abs(x), abs=0.05), key
+        else:  # mLDFA, mMPTA: x or 180 - x, by which line end is nearest the axis
+            assert min(abs(shown - x), abs(shown - (180.0 - x))) < 0.05, (key, shown, x)
+    assert compare(path, spacing, result) == []

@@ -41,6 +41,9 @@ KNEE_CENTRE = _private("LEG-KNEE-CTR", "Knee centre")
 HEAD_CENTRE = _private("LEG-HEAD-CTR", "Femoral head circle centre")
 FEMORAL_SHAFT_AXIS = _private("LEG-FEM-SHAFT", "Femoral shaft axis (FTS)")
 TIBIAL_SHAFT_AXIS = _private("LEG-TIB-SHAFT", "Tibial shaft axis (FTS)")
+#: The first SCOORD of each angle group: both lines as one 4-point POLYLINE (the viewers'
+#: Cobb angle), the first line as in its own SCOORD, then the second line reversed.
+ANGLE_ARMS = _private("LEG-ANGLE-ARMS", "Angle arms: first line, then second line reversed")
 JOINT_LANDMARKS = _private("LEG-LANDMARKS", "Full-leg joint landmarks")
 ROI_PRESENCE = _private("LEG-ROI-PRESENCE", "Lowest joint presence probability")
 #: CPAK (MacDessi): the finding, its nine classes, and the borderline flag.
@@ -67,6 +70,6 @@ SERIES_DESCRIPTION_SC = "Full-leg alignment overlay research - NOT FOR DIAGNOSTI
 PRIVATE_CONCEPTS: tuple[Code, ...] = (
     *MEASUREMENT_CODES.values(), FEMORAL_MECH_AXIS, TIBIAL_MECH_AXIS, FEMORAL_ANAT_AXIS,
     CONDYLAR_LINE, PLATEAU_LINE, HIP_ANKLE_LINE, KNEE_CENTRE, HEAD_CENTRE, FEMORAL_SHAFT_AXIS,
-    TIBIAL_SHAFT_AXIS, JOINT_LANDMARKS, ROI_PRESENCE, CPAK_CLASS, *CPAK_VALUES.values(),
+    TIBIAL_SHAFT_AXIS, ANGLE_ARMS, JOINT_LANDMARKS, ROI_PRESENCE, CPAK_CLASS, *CPAK_VALUES.values(),
     CPAK_BORDERLINE, CPAK_CANDIDATE,
 )

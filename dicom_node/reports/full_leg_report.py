@@ -8,6 +8,14 @@ a coded qualitative evaluation (private scheme), with "borderline" and the candi
 when it is; the quality verdict with its reasons; the algorithm identification from the
 result's :class:`~inference.measurement.ModelInfo`. A flagged leg keeps the verdict, its
 reasons and the landmarks found, and has no value and no class (as a flagged knee).
+
+Each angle of a passed leg that is an angle between two lines (HKA, mLDFA, mMPTA, JLCA, FVA,
+long-leg aTFA; :data:`ANGLE_LINES`) also has a group of its own, in the form web viewers load
+as an editable angle (Cornerstone3D / OHIF, as the knee SR's aTFA groups): Tracking
+Identifier ``Cornerstone3DTools@^0.1.0:CobbAngle``, Tracking UID, Finding = the measurement's
+concept, Finding Site = lower limb + laterality, and the NUM (same concept, value and unit as
+in the leg's group) -> INFERRED FROM -> SCOORD POLYLINE of 4 points (both lines) -> SELECTED
+FROM -> IMAGE, followed by the two lines as 2-point POLYLINEs.
 See ``docs/sr_content.md``. Research use only, not a medical device.
 """
 
@@ -26,11 +34,13 @@ from dicom_node.reports._checks import ReportInputError, ReportTypeError, check_
 from dicom_node.reports.algorithm import NOTICE_TEXT, AlgorithmIdentity
 from dicom_node.reports.measurement_report import (
     ANGLE_DECIMALS,
+    ANGLE_TOOL,
     PIXEL_CENTRE_OFFSET,
     _check_number,
     _check_uid,
     _library_ready,
     _separate,
+    viewer_tracking_identifier,
 )
 from inference.landmarks import CortexPair
 from inference.leg import landmarks as leg
@@ -104,6 +114,73 @@ _PURPOSE: dict[str, Code] = {
     "femoral_anat": fc.FEMORAL_ANAT_AXIS, "femoral_shaft": fc.FEMORAL_SHAFT_AXIS,
     "tibial_shaft": fc.TIBIAL_SHAFT_AXIS,
 }
+
+
+#: The angles between two lines (keys of :func:`leg_geometry`), each a viewer angle group.
+ANGLE_LINES: dict[str, tuple[str, str]] = {
+    "HKA_deg": ("femoral_mech", "tibial_mech"),
+    "mLDFA_deg": ("femoral_mech", "condylar"),
+    "mMPTA_deg": ("tibial_mech", "plateau"),
+    "JLCA_deg": ("condylar", "plateau"),
+    "FVA_deg": ("femoral_mech", "femoral_anat"),
+    "aTFA_FTS_deg": ("femoral_shaft", "tibial_shaft"),
+}
+
+
+def angle_arms(lg: LegResult, key: str) -> FloatArray | None:
+    """The 4 stored-px points of angle ``key`` as written in its viewer group: the first
+    line of :data:`ANGLE_LINES` as drawn, then the second line reversed (for HKA: head centre,
+    knee centre, ankle centre, knee centre). None when a line is missing."""
+    geom = leg_geometry(lg)
+    first, second = ANGLE_LINES[key]
+    if first not in geom or second not in geom:
+        return None
+    return np.concatenate([geom[first][1], geom[second][1][::-1]])
+
+
+def _angle_group(lg: LegResult, key: str, value: float, source: Dataset
+                 ) -> hd.sr.MeasurementsAndQualitativeEvaluations | None:
+    """TID 1501 group of one angle, in the form Cornerstone3D (OHIF) loads as a Cobb angle.
+
+    The adapters take one tool per group, from its Tracking Identifier, its first NUM and
+    that NUM's first SCOORD (the 4-point arms); the Finding (121071) names the angle. The
+    algorithm is named once per leg, on the leg's group.
+    """
+    arms = angle_arms(lg, key)
+    if arms is None:
+        return None
+    geom = leg_geometry(lg)
+    code = fc.MEASUREMENT_CODES[key]
+    refs = [_coords(hd.sr.GraphicTypeValues.POLYLINE, arms, fc.ANGLE_ARMS, source)]
+    refs += [_coords(hd.sr.GraphicTypeValues.POLYLINE, geom[g][1], _PURPOSE[g], source)
+             for g in ANGLE_LINES[key]]
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=hd.UID(), identifier=viewer_tracking_identifier(ANGLE_TOOL)),
+        finding_type=code,
+        finding_sites=[hd.sr.FindingSite(fc.LOWER_LIMB, laterality=codes.LATERALITY[lg.side])],
+        measurements=[hd.sr.Measurement(
+            name=code, value=_value(key, value), unit=fc.UNITS[MEASUREMENTS[key][1]],
+            referenced_coordinates=refs)],
+        source_images=[hd.sr.SourceImageForMeasurementGroup(source.SOPClassUID,
+                                                            source.SOPInstanceUID)],
+    )
+
+
+def _angle_groups(lg: LegResult, source: Dataset
+                  ) -> list[hd.sr.MeasurementsAndQualitativeEvaluations]:
+    """The viewer angle groups of a passed leg, in :data:`ANGLE_LINES` order (none when
+    flagged, none for a value that is not a number)."""
+    if lg.quality != "pass":
+        return []
+    out = []
+    for key in ANGLE_LINES:
+        v = lg.measurements.get(key, float("nan"))
+        if np.isfinite(v):
+            group = _angle_group(lg, key, v, source)
+            if group is not None:
+                out.append(group)
+    return out
 
 
 def _value(key: str, value: float) -> float:
@@ -217,8 +294,9 @@ def build_full_leg_sr(
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.PLAIN_RADIOGRAPHY,
-        imaging_measurements=[_leg_group(lg, result, i, source)
-                              for i, lg in enumerate(result.legs)],
+        imaging_measurements=[g for i, lg in enumerate(result.legs)
+                              for g in (_leg_group(lg, result, i, source),
+                                        *_angle_groups(lg, source))],
         referenced_images=[source] if _library_ready(source) else None,
     )
     notice = hd.sr.ContainerContentItem(name=codes.QUALITATIVE_EVALUATIONS,
