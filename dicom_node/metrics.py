@@ -1,5 +1,7 @@
 """Prometheus metrics and a health endpoint of the node (``/metrics``, ``/healthz``).
 
+``/status`` serves a read-only HTML page of recent jobs (:mod:`dicom_node.status_page`).
+
 The figures are read from the node's database at each scrape, not counted in one
 process: the listener and every ``knee-node worker`` on every machine write to the same
 database, so the one endpoint of ``knee-node serve`` shows the whole installation, and
@@ -370,8 +372,13 @@ class MetricsServer:
                     ok, checks = health(server.ctx)
                     body = json.dumps({"status": "ok" if ok else "unhealthy", **checks})
                     self._send(200 if ok else 503, "application/json", body.encode())
+                elif path == "/status":
+                    from dicom_node.status_page import render_status
+
+                    code, page = render_status(server.ctx)
+                    self._send(code, "text/html; charset=utf-8", page)
                 else:
-                    self._send(404, "text/plain", b"not found: try /metrics or /healthz\n")
+                    self._send(404, "text/plain", b"not found: try /metrics, /healthz or /status\n")
 
             def _send(self, code: int, ctype: str, body: bytes) -> None:
                 self.send_response(code)

@@ -62,6 +62,34 @@ def results_text(j: Job) -> str:
     return ", ".join(parts) or NO_ANGLE
 
 
+def recent_jobs(s: Session, limit: int, wanted: str | None = None) -> list[Job]:
+    """The newest ``limit`` jobs, newest first (only study hash ``wanted`` if given)."""
+    from sqlalchemy import select
+
+    from dicom_node.db import Job, ReceivedInstance
+
+    q = select(Job).join(ReceivedInstance).order_by(Job.id.desc())
+    if wanted is None:
+        return list(s.scalars(q.limit(limit)).all())
+    out = []
+    for j in s.scalars(q).all():
+        if study_tag(j.instance.study_instance_uid) == wanted:
+            out.append(j)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def verdict_text(j: Job) -> str:
+    """The verdict as ``status`` shows it (a flagged result has none)."""
+    return "not determined (flagged)" if j.quality == "flag" else (j.verdict or "")
+
+
+def accession(sr_path: str | None) -> str:
+    """Accession Number of the job's SR file (see :func:`_accession`)."""
+    return _accession(sr_path)
+
+
 def _accession(sr_path: str | None) -> str:
     """Accession Number of the job's SR file (copied from the source); "" if unreadable."""
     if not sr_path or not Path(sr_path).is_file():
@@ -96,7 +124,7 @@ def status(
     from rich.table import Table
     from sqlalchemy import func, select
 
-    from dicom_node.db import Job, ReceivedInstance
+    from dicom_node.db import ReceivedInstance
 
     settings = settings_or_exit(config)
     db = open_database_or_exit(settings, config)
@@ -114,14 +142,9 @@ def status(
                 cols += ["kind", "results", "verdict", "model", "ms", "sent", "error"]
                 for col in cols:
                     table.add_column(col)
-                q = select(Job).join(ReceivedInstance).order_by(Job.id.desc())
-                for j in s.scalars(q).all():
+                for j in recent_jobs(s, limit, wanted):
                     inst = j.instance
                     tag = study_tag(inst.study_instance_uid)
-                    if wanted is not None and tag != wanted:
-                        continue
-                    if len(table.rows) >= limit:
-                        break
                     sent = sum(d.state == DeliveryState.DELIVERED for d in j.deliveries)
                     total_ms = (j.timings_ms or {}).get("total_ms")
                     row = [
@@ -135,7 +158,7 @@ def status(
                     row += [
                         j.kind or "",
                         results_text(j),
-                        "not determined (flagged)" if j.quality == "flag" else (j.verdict or ""),
+                        verdict_text(j),
                         f"{j.model_name or ''} {j.model_version or ''}".strip(),
                         "" if total_ms is None else f"{total_ms:.0f}",
                         f"{sent}/{len(j.deliveries)}",
@@ -158,6 +181,11 @@ def status(
     )
     for line in destinations:
         console.print(line, markup=False)
+
+
+def job_error(j: Job) -> str:
+    """The job's error or its undelivered destinations' last errors (as ``status``)."""
+    return _job_error(j)
 
 
 def _job_error(j: Job) -> str:
