@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, select_autoescape
 
+from dicom_node.db.states import DeliveryState
+
 if TYPE_CHECKING:
     from dicom_node.context import NodeContext
 
@@ -111,7 +113,7 @@ def _job(j: Any, show_acc: bool) -> dict[str, Any]:
                 "destination": d.destination,
                 "state": d.state,
                 "attempts": d.attempts,
-                "error": d.last_error if d.last_error and d.state != "delivered" else "",
+                "error": (d.last_error or "") if d.state != DeliveryState.DELIVERED else "",
             }
             for d in sorted(j.deliveries, key=lambda d: d.destination)
         ],
