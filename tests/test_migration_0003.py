@@ -173,3 +173,28 @@ def pg_url() -> Iterator[str]:
 @pytest.mark.services
 def test_upgrade_from_0001_keeps_every_result_on_postgres(pg_url: str, tmp_path: Path) -> None:
     _check_upgrade_keeps_every_result(pg_url, tmp_path)
+
+
+def test_upgrade_from_0002_the_previous_head_keeps_results_and_warnings(tmp_path: Path) -> None:
+    """A database at 0002 (the head before results became rows), with a job warning, keeps
+    every result and the warning when upgraded to head."""
+    url = f"sqlite:///{tmp_path / 'at0002.sqlite'}"
+    _fill_at_0001(url)
+    migrate.upgrade(url, "0002")
+    warning = '["PatientName: emptied (not valid for PN)"]'
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as c:
+            c.execute(text("UPDATE jobs SET warnings = :w WHERE id = 1"), {"w": warning})
+    finally:
+        engine.dispose()
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == "0004"
+    assert _rows(url, "SELECT id FROM jobs ORDER BY id") == [(i,) for i in JOBS]
+    assert _rows(url, "SELECT warnings FROM jobs WHERE id = 1") == [(warning,)]
+    values = _rows(url, "SELECT job_id, name, method, value FROM result_values")
+    for job, _, _, fts, fnts, _, _ in KNEES:
+        assert (job, "aTFA", "FTS", fts) in values and (job, "aTFA", "FNTS", fnts) in values
+    kept = sum(1 for (_, _, _, _, _, sr, sc, sr_uid, sc_uid) in JOBS.values()
+               for path, uid in ((sr, sr_uid), (sc, sc_uid)) if path is not None or uid is not None)
+    assert _rows(url, "SELECT COUNT(*) FROM output_objects") == [(kept,)]
