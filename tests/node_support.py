@@ -241,3 +241,71 @@ def sr_atfa(sr: Dataset) -> dict[str, list[float]]:
 
     walk(sr.ContentSequence)
     return found
+
+
+class MetricsSite:
+    """A node (in-process queue, :class:`TruthMeasurer`) with its metrics endpoint, a PACS
+    ``pacs`` on ``pacs_port`` and, with ``dead_archive``, a destination ``archive`` nobody
+    listens on (its deliveries fail after ``max_attempts``)."""
+
+    def __init__(self, tmp: Path, pacs_port: int, max_attempts: int = 3,
+                 dead_archive: bool = False) -> None:
+        import yaml
+
+        from dicom_node.node import KneeNode
+        from dicom_node.settings import load_settings
+
+        self.cases = tmp / "cases"
+        destinations: list[dict[str, Any]] = [
+            {"name": "pacs", "ae_title": "TEST_PACS", "host": "127.0.0.1", "port": pacs_port}]
+        if dead_archive:
+            destinations.append({"name": "archive", "ae_title": "ARCHIVE",
+                                 "host": "127.0.0.1", "port": free_port()})
+        cfg = {
+            "storage": {"data_dir": str(tmp / "var")},
+            "node": {"allowed_callers": [{"ae_title": "MODALITY"}]},
+            "delivery": {"destinations": destinations, "backoff_initial_s": 0.05,
+                         "max_attempts": max_attempts},
+            "metrics": {"port": 0},
+        }
+        (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
+        self.settings = load_settings(tmp / "config.yaml", environ={})
+        self.node = KneeNode(self.settings, measurer=TruthMeasurer(self.cases), port=0)
+        self.metrics: Any = None
+
+    def start(self) -> MetricsSite:
+        from dicom_node.metrics import MetricsServer
+
+        self.node.start()
+        m = self.settings.metrics
+        self.metrics = MetricsServer(self.node.ctx, m.host, m.port).start()
+        return self
+
+    @property
+    def status_url(self) -> str:
+        """The node's ``/status`` page."""
+        assert self.metrics is not None
+        return f"http://127.0.0.1:{self.metrics.port}/status"
+
+    def stop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
+        self.node.stop()
+
+    def push(self, *cases: tuple[Any, ...], calling: str = "MODALITY") -> None:
+        """Send ``(stem, make_dx kwargs[, truth overrides])`` cases in one association."""
+        from pynetdicom import AE
+
+        ae = AE(ae_title=calling)
+        datasets = []
+        for stem, kw, *extra in cases:
+            ds, truth = make_dx(**kw)
+            for e in extra:
+                truth.update(e)
+            write_case(self.cases, ds, truth, stem)
+            datasets.append(ds)
+            ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+        assoc = ae.associate("127.0.0.1", self.node.port, ae_title="KNEE_NODE")
+        assert assoc.is_established
+        assert [assoc.send_c_store(ds).Status for ds in datasets] == [0] * len(datasets)
+        assoc.release()

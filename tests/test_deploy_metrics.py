@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from node_support import StoreSCP, TruthMeasurer, free_port, make_dx, write_case
+from node_support import MetricsSite, StoreSCP, free_port
 from prometheus_client.parser import text_string_to_metric_families
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from dicom_node.context import NodeContext
 from dicom_node.metrics import MetricsServer, check_url, health
-from dicom_node.node import KneeNode
 from dicom_node.queue import InProcessQueue
 from dicom_node.settings import load_settings
 
@@ -46,58 +44,6 @@ def get(samples: dict[Any, float], name: str, **labels: str) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
 
 
-class Site:
-    """A node with a metrics endpoint, a PACS destination and a truth folder."""
-
-    def __init__(self, tmp: Path, pacs_port: int, max_attempts: int = 3) -> None:
-        self.cases = tmp / "cases"
-        cfg = {
-            "storage": {"data_dir": str(tmp / "var")},
-            "node": {"allowed_callers": [{"ae_title": "MODALITY"}]},
-            "delivery": {
-                "destinations": [
-                    {
-                        "name": "pacs",
-                        "ae_title": "TEST_PACS",
-                        "host": "127.0.0.1",
-                        "port": pacs_port,
-                    }
-                ],
-                "backoff_initial_s": 0.05,
-                "max_attempts": max_attempts,
-            },
-            "metrics": {"port": 0},
-        }
-        (tmp / "config.yaml").write_text(yaml.safe_dump(cfg))
-        self.settings = load_settings(tmp / "config.yaml", environ={})
-        self.node = KneeNode(self.settings, measurer=TruthMeasurer(self.cases), port=0)
-        self.metrics: MetricsServer | None = None
-
-    def start(self) -> Site:
-        self.node.start()
-        m = self.settings.metrics
-        self.metrics = MetricsServer(self.node.ctx, m.host, m.port).start()
-        return self
-
-    def stop(self) -> None:
-        if self.metrics is not None:
-            self.metrics.stop()
-        self.node.stop()
-
-    def push(self, *stems_and_kw: tuple[str, dict[str, Any]], calling: str = "MODALITY") -> None:
-        ae = AE(ae_title=calling)
-        datasets = []
-        for stem, kw in stems_and_kw:
-            ds, truth = make_dx(**kw)
-            write_case(self.cases, ds, truth, stem)
-            datasets.append(ds)
-            ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-        assoc = ae.associate("127.0.0.1", self.node.port, ae_title="KNEE_NODE")
-        assert assoc.is_established
-        assert [assoc.send_c_store(ds).Status for ds in datasets] == [0] * len(datasets)
-        assoc.release()
-
-
 @pytest.fixture
 def pacs() -> Iterator[StoreSCP]:
     p = StoreSCP().start()
@@ -108,7 +54,7 @@ def pacs() -> Iterator[StoreSCP]:
 def test_counters_follow_received_ignored_measured_and_delivered(
     tmp_path: Path, pacs: StoreSCP
 ) -> None:
-    site = Site(tmp_path, pacs.port).start()
+    site = MetricsSite(tmp_path, pacs.port).start()
     try:
         port = site.metrics.port  # type: ignore[union-attr]
         before = scrape(port)
@@ -140,7 +86,7 @@ def test_counters_follow_received_ignored_measured_and_delivered(
 
 
 def test_delivery_retries_and_failures_are_counted(tmp_path: Path) -> None:
-    site = Site(tmp_path, free_port(), max_attempts=3).start()  # nobody listens there
+    site = MetricsSite(tmp_path, free_port(), max_attempts=3).start()  # nobody listens there
     try:
         site.push(("knee", {"atfa_deg": -3.0}))
         assert site.node.wait_idle(60)
@@ -159,7 +105,7 @@ def test_delivery_retries_and_failures_are_counted(tmp_path: Path) -> None:
 
 
 def test_healthz_ok_then_unhealthy_when_the_broker_is_down(tmp_path: Path, pacs: StoreSCP) -> None:
-    site = Site(tmp_path, pacs.port).start()
+    site = MetricsSite(tmp_path, pacs.port).start()
     try:
         port = site.metrics.port  # type: ignore[union-attr]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as resp:

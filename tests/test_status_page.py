@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from node_support import PHI_BIRTH, PHI_ID, PHI_NAME, StoreSCP
-from status_page_shot import CHROMIUM, DEMO_CASES, StatusSite, chromium, screenshot
+from node_support import PHI_BIRTH, PHI_ID, PHI_NAME, MetricsSite, StoreSCP
+from status_page_shot import CHROMIUM, DEMO_CASES, chromium, screenshot
 
 from dicom_node.commands.status import results_text, study_tag
 from dicom_node.db.models import Delivery, Job
@@ -32,11 +32,12 @@ def fetch(url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatusSite]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MetricsSite]:
     pacs = StoreSCP().start()
-    s = StatusSite(tmp_path_factory.mktemp("status"), pacs.port).start()
+    s = MetricsSite(tmp_path_factory.mktemp("status"), pacs.port, max_attempts=2,
+                    dead_archive=True).start()
     try:
-        s.push(DEMO_CASES)
+        s.push(*DEMO_CASES)
         assert s.node.wait_idle(120)
         yield s
     finally:
@@ -44,8 +45,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StatusSite]:
         pacs.stop()
 
 
-def test_status_page_shows_the_database_rows(site: StatusSite) -> None:
-    page = fetch(site.url)
+def test_status_page_shows_the_database_rows(site: MetricsSite) -> None:
+    page = fetch(site.status_url)
     assert f'<meta http-equiv="refresh" content="{REFRESH_S}">' in page
     assert 'queue depth: <b id="queue-depth">0</b>' in page
     assert 'database: <b class="ok">ok</b>' in page
@@ -75,21 +76,21 @@ def test_status_page_shows_the_database_rows(site: StatusSite) -> None:
     assert "truth-double test" in page.split("recent jobs", 1)[0]  # model versions
 
 
-def test_status_page_holds_no_patient_data(site: StatusSite) -> None:
-    page = fetch(site.url)
+def test_status_page_holds_no_patient_data(site: MetricsSite) -> None:
+    page = fetch(site.status_url)
     for phi in (PHI_NAME, PHI_ID, PHI_BIRTH, "Doe", "Janet", "SECRET", ">A1<"):
         assert phi.lower() not in page.lower()
     assert "accession" not in page  # status.show_accession_number is off by default
 
 
-def test_status_page_escapes_what_it_shows(site: StatusSite) -> None:
+def test_status_page_escapes_what_it_shows(site: MetricsSite) -> None:
     with site.node.ctx.db.session() as s:
         d = s.query(Delivery).filter_by(destination="archive").order_by(Delivery.id).first()
         assert d is not None
         saved, d.last_error = d.last_error, '<script>alert("x")</script> & co'
         s.commit()
     try:
-        page = fetch(site.url)
+        page = fetch(site.status_url)
     finally:
         with site.node.ctx.db.session() as s:
             s.get(Delivery, d.id).last_error = saved
@@ -98,16 +99,16 @@ def test_status_page_escapes_what_it_shows(site: StatusSite) -> None:
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; co" in page
 
 
-def test_status_page_in_headless_chromium(site: StatusSite, tmp_path: Path) -> None:
+def test_status_page_in_headless_chromium(site: MetricsSite, tmp_path: Path) -> None:
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} is missing: the page is not loaded in a browser")
-    dom = chromium("--dump-dom", site.url).stdout
+    dom = chromium("--dump-dom", site.status_url).stdout
     assert "knee-node status" in dom
     with site.node.ctx.db.session() as s:
         for j in s.query(Job).all():
             assert f'id="job-{j.id}"' in dom
     assert dom.count('class="job state-') == 3
     assert "not determined (flagged)" in dom
-    shot = screenshot(site.url, tmp_path / "status_page.png")
+    shot = screenshot(site.status_url, tmp_path / "status_page.png")
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
