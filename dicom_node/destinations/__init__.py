@@ -13,8 +13,6 @@ the network libraries inside ``send``.
 from __future__ import annotations
 
 import builtins
-import importlib
-import pkgutil
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dicom_node.errors import ConfigError
+from dicom_node.plugins import discover
 
 if TYPE_CHECKING:
     from dicom_node.settings import Settings
@@ -107,14 +106,8 @@ def transports() -> Mapping[str, Transport]:
     """Every transport, by type: each module of this package's ``TRANSPORT``, loaded once."""
     with _LOCK:
         if not _REGISTRY:
-            for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-                module = importlib.import_module(f"{__name__}.{info.name}")
-                transport = getattr(module, "TRANSPORT", None)
-                if not isinstance(transport, Transport):
-                    raise TypeError(f"{module.__name__}.TRANSPORT must be a Transport")
-                if transport.type in _REGISTRY:
-                    raise ValueError(f"transport {transport.type!r} is registered twice")
-                _REGISTRY[transport.type] = transport
+            _REGISTRY.update(discover(__name__, __path__, "TRANSPORT", Transport,
+                                      lambda t: t.type, "transport"))
         return dict(_REGISTRY)
 
 

@@ -13,8 +13,6 @@ and the model inside the functions the record points at, never at module level.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dicom_node.errors import ConfigError
+from dicom_node.plugins import discover
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -259,16 +258,8 @@ def registry() -> Mapping[str, StudyKind]:
     """Every study kind, by name: each module of this package's ``KIND``, loaded once."""
     with _LOCK:
         if not _REGISTRY:
-            found: dict[str, StudyKind] = {}
-            for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-                module = importlib.import_module(f"{__name__}.{info.name}")
-                kind = getattr(module, "KIND", None)
-                if not isinstance(kind, StudyKind):
-                    raise TypeError(f"{module.__name__}.KIND must be a StudyKind")
-                if kind.name in found:
-                    raise ValueError(f"study kind {kind.name!r} is registered twice")
-                found[kind.name] = kind
-            _REGISTRY.update(found)
+            _REGISTRY.update(discover(__name__, __path__, "KIND", StudyKind,
+                                      lambda k: k.name, "study kind"))
         return dict(_REGISTRY)
 
 
