@@ -16,6 +16,35 @@ from inference.alignment import Axis, alignment_verdict, atfa_all, femoral_axis,
 from inference.landmarks import Laterality, Phase
 
 QualityVerdict = Literal["pass", "flag"]
+#: Unit symbol of the angles in the result texts.
+DEGREE_SIGN = "\N{DEGREE SIGN}"
+
+
+def value_text(value: float, half_width: float | None = None, unit: str = DEGREE_SIGN,
+               decimals: int = 1) -> str:
+    """A signed value with its 95 % half-width, as every result text shows it.
+
+    Parameters
+    ----------
+    value
+        The value (an angle, valgus positive).
+    half_width
+        Half-width of its 95 % interval in the same unit; None or NaN when unknown (then
+        only the value is shown).
+    unit
+        Unit symbol written after both numbers: ``"°"`` (default) or e.g. ``" mm"``.
+    decimals
+        Decimals of both numbers.
+
+    Returns
+    -------
+    str
+        ``"+6.2° ± 0.8°"``, or ``"+6.2°"`` without a half-width.
+    """
+    text = f"{value:+.{decimals}f}{unit}"
+    if half_width is None or not np.isfinite(half_width):
+        return text
+    return f"{text} \N{PLUS-MINUS SIGN} {abs(half_width):.{decimals}f}{unit}"
 
 
 @dataclass(frozen=True)
@@ -95,6 +124,17 @@ class KneeMeasurement:
             # a flagged knee shows no angle (its raw values are for analysis, not for reading)
             "atfa_deg": (
                 {k: round(v, 2) for k, v in self.atfa_deg.items()}
+                if self.quality == "pass"
+                else None
+            ),
+            # the calibrated 95 % half-widths and the angles as the reports write them
+            "atfa_ci95_deg": (
+                {k: round(v, 2) for k, v in self.atfa_ci95_deg.items()}
+                if self.quality == "pass"
+                else None
+            ),
+            "atfa_text": (
+                {k: value_text(v, self.atfa_ci95_deg.get(k)) for k, v in self.atfa_deg.items()}
                 if self.quality == "pass"
                 else None
             ),

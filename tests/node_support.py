@@ -160,7 +160,8 @@ def write_case(folder: Path, ds: Dataset, truth: dict[str, Any], stem: str) -> P
 
 
 class TruthMeasurer:
-    """Test double: returns the ground-truth landmarks recorded for the instance."""
+    """Test double: returns the ground-truth landmarks recorded for the instance (and the
+    95 % half-widths ``atfa_ci95_deg`` when the record has them)."""
 
     def __init__(self, truth_dir: Path) -> None:
         self.truth_dir = Path(truth_dir)
@@ -186,6 +187,7 @@ class TruthMeasurer:
                         pixel_spacing_mm=tuple(k["pixel_spacing_mm"]),
                         model=self.model_info,
                         timings_ms={"forward": 1.0},
+                        atfa_ci95_deg=dict(k.get("atfa_ci95_deg", {})),
                     )
                     for k in knees
                 ]

@@ -79,7 +79,7 @@ def test_coded_values_round_trip_and_status_prints_them(
             hka = job.value("HKA")
             assert hka is not None and not hka.is_coded and hka.code_value is None
             assert (hka.value, hka.uncertainty) == (-3.25, 1.5)
-            assert results_text(job) == "HKA -3.2°, CPAK CPAK type II"
+            assert results_text(job) == "HKA -3.2° ± 1.5°, CPAK CPAK type II"  # 95 % half-width
     finally:
         db.dispose()
 

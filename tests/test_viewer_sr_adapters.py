@@ -7,6 +7,7 @@ run ``python tests/viewer/sr_tools.py path.dcm``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -47,8 +48,9 @@ def test_each_atfa_is_a_cobb_angle_with_the_sr_points_and_value(
     left = knee_landmarks(4.0, laterality="L", scale=1.2, centre=(400, 300))
     source = make_source(rows=600, cols=560, knees=(right, left))
     source.ImagerPixelSpacing = list(SPACING)
-    knees = [
-        make_measurement(right, laterality="R"),
+    knees = [  # the right knee's angles carry their 95 % interval (TID 310 property NUM)
+        dataclasses.replace(make_measurement(right, laterality="R"),
+                            atfa_ci95_deg={"FTS": 0.81, "FNTS": 0.7}),
         make_measurement(left, laterality="L", quality=left_quality,
                          reasons=("low heatmap peak",) if left_quality == "flag" else ()),
     ]

@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
             "use (default: embedded defaults).", dir_okay=False,
         ),
     ) -> None:
-        """Print landmarks, aTFA (FTS, FNTS), verdict and quality of every knee as JSON.
+        """Print landmarks, aTFA (FTS, FNTS) with its 95 % interval, verdict and quality of
+        every knee as JSON.
 
         With --out, also write the SR and SC the node would send for this image.
         """
@@ -53,7 +54,7 @@ def register(app: typer.Typer) -> None:
         except InputImageError as exc:
             typer.echo(json.dumps({"error": str(exc)}))
             raise typer.Exit(2) from exc
-        written: dict[str, str] = {}
+        written: dict[str, object] = {}
         if out is not None:
             from dicom_node.commands.common import settings_or_exit
             from dicom_node.results import make_results
@@ -67,5 +68,7 @@ def register(app: typer.Typer) -> None:
             results = make_results(settings_or_exit(config), ds, knees)
             sr_path, sc_path = results.save(out)
             written = {"sr": str(sr_path), "sc": str(sc_path), "warnings": warnings}
+        # ensure_ascii off: the angle texts ("+6.2° ± 0.8°") print as written
         typer.echo(json.dumps({"file": str(file), "knees": [k.to_json() for k in knees],
-                               **({"written": written} if written else {})}))
+                               **({"written": written} if written else {})},
+                              ensure_ascii=False))

@@ -39,9 +39,10 @@ def study_tag(study_uid: str | None) -> str:
 
 def results_text(j: Job) -> str:
     """The job's headline values (its kind's ``headline``) for the table: "aTFA FTS +4.0°,
-    FNTS -1.0°", a coded value by its meaning ("CPAK type II"); a flagged or failed job
-    shows none."""
+    FNTS -1.0°", with the 95 % half-width when the row has one ("aTFA FTS +6.2° ± 0.8°"),
+    a coded value by its meaning ("CPAK type II"); a flagged or failed job shows none."""
     from dicom_node import kinds
+    from inference.measurement import value_text
 
     kind = kinds.registry().get(j.kind or kinds.DEFAULT_KIND)
     if kind is None or j.quality != "pass":
@@ -56,7 +57,8 @@ def results_text(j: Job) -> str:
             parts.append(f"{name} {row.code_meaning or row.code_value}")
         else:
             unit = "°" if row.unit == "deg" else f" {row.unit}"
-            shown = NO_ANGLE if row.value is None else f"{row.value:+.1f}{unit}"
+            shown = NO_ANGLE if row.value is None else value_text(row.value, row.uncertainty,
+                                                                   unit)
             parts.append(f"{name} {shown}")
         previous = row.name
     return ", ".join(parts) or NO_ANGLE

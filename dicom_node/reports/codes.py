@@ -8,7 +8,8 @@ PS3.16 8.2 asks of private schemes), which every SR we write declares in its Cod
 Identification Sequence (0008,0110) with :func:`coding_scheme_identification`.
 
 Standard codes are kept where they really fit: UCUM ``deg`` for degrees, SCT laterality
-and "Knee joint", DCM observer, equipment and measurement-group concepts, UMLS
+and "Knee joint", SCT "+/-, range of measurement uncertainty" (CID 225) for the half-width
+of an angle's 95 % interval, DCM observer, equipment and measurement-group concepts, UMLS
 "Qualitative Evaluations" (the TID 1500 container).
 """
 
@@ -77,6 +78,10 @@ LATERALITY: dict[str, Code] = {"L": codes.SCT.Left, "R": codes.SCT.Right}
 PLAIN_RADIOGRAPHY = codes.SCT.PlainRadiography  # SCT 168537006, procedure reported
 PROCESSING_EQUIPMENT = codes.DCM.ProcessingEquipment  # DCM 109102, IHE AIR contributing equipment
 QUALITATIVE_EVALUATIONS = Code("C0034375", "UMLS", "Qualitative Evaluations")  # TID 1500 row 12
+#: TID 310 Measurement Properties, NUM from CID 225 "Measurement Uncertainty Concepts":
+#: SCT 371884006 "+/-, range of measurement uncertainty". Its value is the half-width of the
+#: aTFA's calibrated 95 % interval, in the angle's unit (UCUM ``deg``).
+MEASUREMENT_UNCERTAINTY = codes.SCT.RangeOfMeasurementUncertainty
 
 #: Every private concept, for tests and the docs.
 PRIVATE_CONCEPTS: tuple[Code, ...] = (

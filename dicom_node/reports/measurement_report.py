@@ -7,7 +7,8 @@ group of its own, in the form web viewers load as an editable angle (Cornerstone
 OHIF): Tracking Identifier ``Cornerstone3DTools@^0.1.0:CobbAngle``, Tracking UID, Finding =
 the aTFA concept, and NUM -> INFERRED FROM -> SCOORD POLYLINE of 4 points (femoral axis, then
 tibial axis, the tibial one distal to proximal) -> SELECTED FROM -> IMAGE, followed by the
-two axes as 2-point POLYLINEs.  A
+two axes as 2-point POLYLINEs; when the record has a 95 % interval, the NUM also HAS
+PROPERTIES (TID 310) NUM "+/-, range of measurement uncertainty" = its half-width in deg.  A
 flagged knee keeps the verdict, its reasons, the confidence and the landmarks, and has
 neither angle nor finding.  See ``docs/sr_content.md``.
 """
@@ -89,6 +90,30 @@ def _axis_coordinates(
     )
 
 
+def _interval(m: KneeMeasurement, method: str) -> hd.sr.MeasurementProperties | None:
+    """TID 310 Measurement Properties of the aTFA by ``method``: its 95 % interval as
+    HAS PROPERTIES NUM "+/-, range of measurement uncertainty" (SCT 371884006, CID 225) =
+    the half-width in UCUM ``deg``; None when the record has no half-width for ``method``.
+
+    highdicom's ``upper/lower_measurement_uncertainty`` arguments code the two one-sided
+    concepts with unit ``1``; the interval is symmetric and in degrees, so the two-sided
+    concept is added here with the angle's unit.
+    """
+    half_width = (getattr(m, "atfa_ci95_deg", None) or {}).get(method)
+    if half_width is None or not np.isfinite(half_width) or half_width < 0:
+        return None
+    properties = hd.sr.MeasurementProperties()
+    properties.append(
+        hd.sr.NumContentItem(
+            name=codes.MEASUREMENT_UNCERTAINTY,
+            value=round(float(half_width), ANGLE_DECIMALS),
+            unit=codes.DEGREE,
+            relationship_type=hd.sr.RelationshipTypeValues.HAS_PROPERTIES,
+        )
+    )
+    return properties
+
+
 def _angle(m: KneeMeasurement, method: str, source: Dataset) -> hd.sr.Measurement:
     """aTFA by ``method``: first its arms as one 4-point POLYLINE (the viewers' Cobb angle),
     then each axis alone.
@@ -112,6 +137,7 @@ def _angle(m: KneeMeasurement, method: str, source: Dataset) -> hd.sr.Measuremen
         value=round(float(m.atfa_deg[method]), ANGLE_DECIMALS),
         unit=codes.DEGREE,
         method=codes.METHOD_FTS if method == "FTS" else codes.METHOD_FNTS,
+        properties=_interval(m, method),
         referenced_coordinates=[
             arms,
             _axis_coordinates(femoral, femoral_name, source),

@@ -20,7 +20,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from dicom_node.reports._checks import ReportInputError
 from inference.alignment import Axis
 from inference.landmarks import CURVES, PLATEAU_LATERAL_CORNER, PLATEAU_MEDIAL_CORNER
-from inference.measurement import KneeMeasurement
+from inference.measurement import KneeMeasurement, value_text
 
 BANNER_TEXT = "ALGORITHM RESULT - RESEARCH USE - NOT FOR DIAGNOSTIC USE"
 FLAG_TEXT = "FLAGGED: no reliable measurement"
@@ -173,9 +173,26 @@ def knee_summary(m: KneeMeasurement) -> str:
     if m.quality != "pass":
         reasons = "; ".join(m.flag_reasons) or "quality check failed"
         return f"{side} knee: {FLAG_TEXT} ({reasons})"
-    a = m.atfa_deg
-    return (f"{side} knee: aTFA FTS {a['FTS']:+.1f}\N{DEGREE SIGN}, FNTS {a['FNTS']:+.1f}"
-            f"\N{DEGREE SIGN} -> {m.verdict.upper()} (confidence {m.confidence:.2f})")
+    fts, fnts = angle_texts(m)
+    return (f"{side} knee: aTFA FTS {fts}, FNTS {fnts} -> {m.verdict.upper()} "
+            f"(confidence {m.confidence:.2f})")
+
+
+def angle_texts(m: KneeMeasurement) -> tuple[str, str]:
+    """The aTFA by FTS and by FNTS as drawn: "+6.2° ± 0.8°" (value and the half-width of
+    its 95 % interval), or "+6.2°" when the record has no interval."""
+    a, hw = m.atfa_deg, m.atfa_ci95_deg
+    return value_text(a["FTS"], hw.get("FTS")), value_text(a["FNTS"], hw.get("FNTS"))
+
+
+def label_lines(m: KneeMeasurement) -> list[str]:
+    """The lines of the label drawn beside a knee: side, both angles and the verdict, or
+    the flag without any angle."""
+    side = f"{_SIDE.get(m.laterality, m.laterality)} knee"
+    if m.quality != "pass":
+        return [side, "FLAGGED:", "no reliable", "measurement"]
+    fts, fnts = angle_texts(m)
+    return [side, f"aTFA FTS {fts}", f"FNTS {fnts}", m.verdict.upper()]
 
 
 def _draw_knee(draw: ImageDraw.ImageDraw, m: KneeMeasurement, scale: float, style: Style,
@@ -229,14 +246,10 @@ def _draw_knee(draw: ImageDraw.ImageDraw, m: KneeMeasurement, scale: float, styl
         mid = mid / max(float(np.linalg.norm(mid)), 1e-9)
         draw.line([(centre[0] + mid[0] * radius, centre[1] + mid[1] * radius), anchor],
                   fill=COLOURS["text"], width=max(1, style.line_px // 2))
-        at = m.atfa_deg
-        lines = [f"{_SIDE[m.laterality]} knee", f"aTFA FTS {at['FTS']:+.1f}\N{DEGREE SIGN}",
-                 f"FNTS {at['FNTS']:+.1f}\N{DEGREE SIGN}", m.verdict.upper()]
         colour = COLOURS["text"]
     else:
-        lines, colour = [f"{_SIDE[m.laterality]} knee", "FLAGGED:", "no reliable", "measurement"], \
-            COLOURS["flagged"]
-    _label(draw, anchor, outward, lines, font, colour, style, (offset_y, size))
+        colour = COLOURS["flagged"]
+    _label(draw, anchor, outward, label_lines(m), font, colour, style, (offset_y, size))
 
 
 def _label(draw: ImageDraw.ImageDraw, anchor: tuple[float, float], outward: float, lines: list[str],
