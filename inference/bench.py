@@ -12,7 +12,8 @@ import numpy as np
 
 
 def run_benchmark(
-    count: int = 10, threads: int = 2, seed: int = 950_000_000, weights_dir: str | None = None
+    count: int = 10, threads: int = 2, seed: int = 950_000_000, weights_dir: str | None = None,
+    edge_refinement: str = "off",
 ) -> dict[str, Any]:
     """Time :meth:`KneePredictor.measure_array` on ``count`` full-size synthetic radiographs.
 
@@ -20,6 +21,8 @@ def run_benchmark(
     Peak memory is the process's maximum resident set size (``getrusage``) after the run,
     and the peak of Python-level allocations (``tracemalloc``) in a second, untimed pass
     over the same images (tracing every allocation roughly doubled the measured latency).
+    ``edge_refinement`` is the predictor's (:class:`inference.edges.EdgeRefinement`: off,
+    report, use).
     """
     import torch
 
@@ -30,9 +33,11 @@ def run_benchmark(
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     if weights_dir is None:
-        predictor = KneePredictor.from_shipped_weights(device="cpu", num_threads=threads)
+        predictor = KneePredictor.from_shipped_weights(device="cpu", num_threads=threads,
+                                                       edge_refinement=edge_refinement)
     else:
-        predictor = KneePredictor.from_weights_dir(weights_dir, device="cpu", num_threads=threads)
+        predictor = KneePredictor.from_weights_dir(weights_dir, device="cpu", num_threads=threads,
+                                                   edge_refinement=edge_refinement)
     images = []
     for i in range(count):
         r = synth.synthesize(seed + i)
@@ -65,4 +70,5 @@ def run_benchmark(
         "peak_rss_mb": round(rss_kb / 1024, 1),
         "peak_python_alloc_mb": round(py_peak / 2**20, 1),
         "model": predictor.model_info.version,
+        "edge_refinement": predictor.edge_refinement.value,
     }

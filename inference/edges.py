@@ -10,9 +10,15 @@ kept.  A point stays where the network put it when the edge is weak against the 
 noise, or when the image does not reach it.
 
 The notch pair is not refined (its edges are corners, not straight cortices).
+
+The predictor runs it only when asked (:class:`EdgeRefinement`): with the shipped weights
+it is not better on the independent renderer (``docs/robustness.md``), so by default it is
+off the hot path; ``knee-node evaluate-renderers --edges`` measures it.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +32,22 @@ SEARCH_HALF = 0.05
 ALONG_HALF = 0.04
 #: An edge counts when its gradient is this many times the profile's robust noise.
 MIN_CONTRAST = 4.0
+
+
+
+class EdgeRefinement(StrEnum):
+    """Whether and how :class:`inference.predictor.KneePredictor` refines the shaft points.
+
+    * ``OFF`` -- not computed (the default: its result would be unused);
+    * ``REPORT`` -- computed and reported as ``KneeMeasurement.atfa_refined_deg``, the angle
+      still from the network's points (for evaluation: the ``+edges`` columns);
+    * ``USE`` -- the angle, the landmarks and the quality checks from the refined points.
+    """
+
+    OFF = "off"
+    REPORT = "report"
+    USE = "use"
+
 
 _AXES = (
     (lm.FEMUR_SHAFT_PROXIMAL, lm.FEMUR_SHAFT_DISTAL),

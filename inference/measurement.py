@@ -86,7 +86,8 @@ class KneeMeasurement:
     #: The raw spreads behind it: ``{"frames": {...}, "spread": {...}}`` (degrees).
     atfa_sd_deg: dict[str, dict[str, float]] = field(default_factory=dict)
     #: aTFA with the shaft cortex points refined on the image's edges (inference.edges);
-    #: equal to ``atfa_deg`` when the predictor uses the refinement, empty when not computed.
+    #: equal to ``atfa_deg`` when the predictor uses the refinement, empty when not computed
+    #: (the predictor's default, ``EdgeRefinement.OFF``).
     atfa_refined_deg: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -32,10 +32,10 @@ import numpy.typing as npt
 import pydicom
 import torch
 
-from inference.errors import InputImageError, ModelError
 from inference import landmarks as lm
 from inference.alignment import atfa_all
-from inference.edges import refine_shaft_points
+from inference.edges import EdgeRefinement, refine_shaft_points
+from inference.errors import InputImageError, ModelError
 from inference.frame import PatchFrame, apply_affine, cut_patch, letterbox_matrix
 from inference.measurement import KneeMeasurement, ModelInfo
 from inference.networks import HourglassConfig, HourglassNet, PhaseConfig, PhaseNet
@@ -147,6 +147,10 @@ class KneePredictor:
     tta_amplitude
         Size of those perturbations: shift and scale change as a fraction of the plateau
         width, rotation in units of 100 degrees (0.02 = 2 %, 2 degrees, 2 %).
+    edge_refinement
+        Sub-pixel edge refinement of the shaft cortex points (:mod:`inference.edges`):
+        ``"off"`` (default, not computed), ``"report"`` (computed, reported as
+        ``atfa_refined_deg``, not used) or ``"use"`` (the angle from the refined points).
     """
 
     def __init__(
@@ -162,16 +166,22 @@ class KneePredictor:
         phase_net: PhaseNet | None = None,
         tta_frames: int = 6,
         tta_amplitude: float = 0.02,
-        edge_refine: bool = False,
+        edge_refinement: EdgeRefinement | str = EdgeRefinement.OFF,
     ) -> None:
         if tta_frames < 0:
             raise ValueError(f"tta_frames must be >= 0, got {tta_frames}")
         if not 0.0 <= tta_amplitude <= 0.2:
             raise ValueError(f"tta_amplitude must be in [0, 0.2], got {tta_amplitude}")
         self.tta_frames = tta_frames
-        #: use the edge-refined shaft points for the angle (they are always computed and
-        #: reported as ``atfa_refined_deg``); off: see docs/results/renderers.md
-        self.edge_refine = bool(edge_refine)
+        #: whether the shaft points are refined on the image's edges, and whether the angle
+        #: uses them (off by default: not better on the independent renderer,
+        #: docs/results/renderers.md)
+        try:
+            self.edge_refinement = EdgeRefinement(edge_refinement)
+        except ValueError as exc:
+            raise ValueError(f"edge_refinement must be one of "
+                             f"{[m.value for m in EdgeRefinement]}, got {edge_refinement!r}"
+                             ) from exc
         self.tta_amplitude = float(tta_amplitude)
         if refine_passes < 1:
             raise ValueError(f"refine_passes must be >= 1, got {refine_passes}")
@@ -347,7 +357,8 @@ class KneePredictor:
             frame_probability=float(logits[1]), knee_probability=hit.knee_probability,
             laterality=frame.laterality, view=hit.view, side_certainty=side_certainty,
             frame_landmarks=stack,
-            refined_landmarks=refine_shaft_points(image.numpy(), pts),
+            refined_landmarks=(None if self.edge_refinement is EdgeRefinement.OFF
+                               else refine_shaft_points(image.numpy(), pts)),
         )
 
     @torch.no_grad()
@@ -414,7 +425,7 @@ class KneePredictor:
             n = lm.N_POST_OP if phase == "post" else lm.N_PRE_OP
             pts = c.landmarks[:n]
             refined = None if c.refined_landmarks is None else c.refined_landmarks[:n]
-            if self.edge_refine and refined is not None:
+            if self.edge_refinement is EdgeRefinement.USE and refined is not None:
                 pts = refined
             # With two knees in the image the header's single laterality cannot apply to both.
             hint = None if two else header_laterality

@@ -58,3 +58,55 @@ def test_bad_image_is_named(shape: tuple[int, ...]) -> None:
 def test_bad_landmarks_are_named() -> None:
     with pytest.raises(ValueError, match="landmarks"):
         edges.refine_shaft_points(np.zeros((50, 50)), np.zeros((5, 2)))
+
+
+# -- the predictor: off the hot path unless asked -------------------------------------------
+@pytest.fixture(scope="module")
+def knee_image() -> tuple[np.ndarray, tuple[float, float]]:
+    from training.synth import synthesize
+
+    r = synthesize(960_000_321, both_knees=False, max_side=900)
+    return stored_to_image(r.pixels, r.photometric), r.pixel_spacing_mm
+
+
+def _measure(mode: str | None, knee_image: tuple[np.ndarray, tuple[float, float]],
+             monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:  # type: ignore[type-arg]
+    import inference.predictor as predictor_module
+    from inference.predictor import KneePredictor
+
+    calls: list[int] = []
+    real = predictor_module.refine_shaft_points
+
+    def counting(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return real(image, landmarks)
+
+    monkeypatch.setattr(predictor_module, "refine_shaft_points", counting)
+    options = {} if mode is None else {"edge_refinement": mode}
+    predictor = KneePredictor.from_shipped_weights(num_threads=1, **options)
+    return predictor.measure_array(*knee_image), calls
+
+
+def test_the_predictor_does_not_refine_by_default(
+    knee_image: tuple[np.ndarray, tuple[float, float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Default: the edge search is never called and no refined angle is reported;
+    "report" calls it once per knee and leaves the result alone; "use" measures on it."""
+    default, calls = _measure(None, knee_image, monkeypatch)
+    assert calls == [] and len(default) == 1
+    assert default[0].atfa_refined_deg == {}
+    reported, calls = _measure("report", knee_image, monkeypatch)
+    assert len(calls) == len(reported) == 1
+    assert set(reported[0].atfa_refined_deg) == {"FTS", "FNTS"}
+    np.testing.assert_array_equal(reported[0].landmarks, default[0].landmarks)
+    used, calls = _measure(edges.EdgeRefinement.USE, knee_image, monkeypatch)
+    assert len(calls) == 1
+    assert used[0].atfa_deg == pytest.approx(used[0].atfa_refined_deg)
+    assert used[0].atfa_deg == pytest.approx(reported[0].atfa_refined_deg)
+
+
+def test_a_bad_refinement_mode_is_named() -> None:
+    from inference.predictor import KneePredictor
+
+    with pytest.raises(ValueError, match="edge_refinement must be one of"):
+        KneePredictor.from_shipped_weights(num_threads=1, edge_refinement="always")

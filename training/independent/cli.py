@@ -34,10 +34,14 @@ def synth_independent(
                f"(seeds {seed}..{seed + count - 1})")
 
 
-def _predictor(weights: Path | None, threads: int, tta_frames: int | None) -> object:
+def _predictor(weights: Path | None, threads: int, tta_frames: int | None,
+               edges: bool = False) -> object:
+    """The predictor measured; with ``edges`` it also reports the edge-refined angles."""
+    from inference.edges import EdgeRefinement
     from inference.predictor import WEIGHTS_DIR, KneePredictor
 
-    options: dict[str, int] = {} if tta_frames is None else {"tta_frames": tta_frames}
+    options: dict[str, object] = {} if tta_frames is None else {"tta_frames": tta_frames}
+    options["edge_refinement"] = EdgeRefinement.REPORT if edges else EdgeRefinement.OFF
     return KneePredictor.from_weights_dir(weights or WEIGHTS_DIR, num_threads=threads,
                                           **options)  # type: ignore[arg-type]
 
@@ -55,6 +59,9 @@ def evaluate_renderers(
     merge: bool = typer.Option(False, "--merge", help="Measure nothing: summarise the "
                                "OUT/knees_*.json already written (with the shipped interval "
                                "constants)."),
+    edges: bool = typer.Option(False, "--edges", help="Also refine the shaft points on the "
+                               "image's edges (inference.edges, off in the node) and report "
+                               "the '+edges' columns."),
 ) -> None:
     """Measure both renderers' folders and write the side-by-side figures to OUT.
 
@@ -78,7 +85,7 @@ def evaluate_renderers(
         for name, folder in folders.items():
             if only in (None, name) and not folder.is_dir():
                 raise typer.BadParameter(f"{folder} is not a folder", param_hint=f"--{name}")
-        predictor = _predictor(weights, threads, tta_frames)
+        predictor = _predictor(weights, threads, tta_frames, edges)
         info = predictor.model_info  # type: ignore[attr-defined]
         out.mkdir(parents=True, exist_ok=True)
         for name, folder in folders.items():
