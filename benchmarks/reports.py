@@ -33,13 +33,17 @@ _ALL_OBJECTS = {"delivery": {"destinations": [
 TARGET_KNEE_S = 0.1
 
 
-def _median_ms(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    times, result = [], None
+def _median_ms(run: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
+    """Median wall-clock and process CPU milliseconds of ``repeats`` runs, and the last
+    result (CPU time is the steadier figure on a shared machine)."""
+    wall, cpu, result = [], [], None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = run()
-        times.append(time.perf_counter() - t0)
-    return round(1000 * statistics.median(times), 2), result
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return (round(1000 * statistics.median(wall), 2), round(1000 * statistics.median(cpu), 2),
+            result)
 
 
 def _written(ds: Any) -> bytes:
@@ -72,19 +76,20 @@ def time_writers(settings: Any, source: Any, measurements: Sequence[Any], kind: 
     for writer in study_kind.writers:
         if writer.optional and writer.object_kind not in wanted:
             continue
-        build_ms, obj = _median_ms(lambda w=writer: w.make(settings, source, measurements),
-                                   repeats)
-        write_ms, data = _median_ms(lambda o=obj: _written(o), repeats)
-        out[writer.object_kind] = {"build_ms": build_ms, "write_ms": write_ms,
+        build_ms, build_cpu_ms, obj = _median_ms(
+            lambda w=writer: w.make(settings, source, measurements), repeats)
+        write_ms, write_cpu_ms, data = _median_ms(lambda o=obj: _written(o), repeats)
+        out[writer.object_kind] = {"build_ms": build_ms, "build_cpu_ms": build_cpu_ms,
+                                   "write_ms": write_ms, "write_cpu_ms": write_cpu_ms,
                                    "bytes": len(data)}
     return out
 
 
 def _totals(objects: dict[str, dict[str, float]]) -> dict[str, float]:
-    build = sum(o["build_ms"] for o in objects.values())
-    write = sum(o["write_ms"] for o in objects.values())
-    return {"build_ms": round(build, 2), "write_ms": round(write, 2),
-            "build_and_write_ms": round(build + write, 2)}
+    out = {key: round(sum(o[key] for o in objects.values()), 2)
+           for key in ("build_ms", "build_cpu_ms", "write_ms", "write_cpu_ms")}
+    out["build_and_write_ms"] = round(out["build_ms"] + out["write_ms"], 2)
+    return out
 
 
 def time_sc_encodings(source: Any, measurements: Sequence[Any], repeats: int
@@ -95,9 +100,9 @@ def time_sc_encodings(source: Any, measurements: Sequence[Any], repeats: int
 
     out: dict[str, dict[str, float]] = {}
     for encoding in SC_ENCODINGS:
-        ms, sc = _median_ms(
+        ms, cpu_ms, sc = _median_ms(
             lambda e=encoding: create_overlay_image(source, measurements, encoding=e), repeats)
-        out[encoding] = {"build_ms": ms, "bytes": len(_written(sc))}
+        out[encoding] = {"build_ms": ms, "build_cpu_ms": cpu_ms, "bytes": len(_written(sc))}
     plain = out["explicit"]["bytes"]
     for row in out.values():
         row["size_ratio"] = round(row["bytes"] / plain, 3)
@@ -187,6 +192,7 @@ def run_reports_bench(*, repeats: int = 7, seed: int = 960_000_000,
             "objects": objects, "total": _totals(objects)}
     knee["target_s"] = TARGET_KNEE_S
     knee["met"] = knee["total"]["build_ms"] / 1000 <= TARGET_KNEE_S
+    knee["met_cpu"] = knee["total"]["build_cpu_ms"] / 1000 <= TARGET_KNEE_S
     if encodings:
         knee["sc_encodings"] = time_sc_encodings(source, knees, repeats)
     res["knee"] = knee
@@ -208,18 +214,23 @@ def print_reports(res: dict[str, Any]) -> None:
         if study not in res:
             continue
         st = res[study]
-        parts = ", ".join(f"{k} {v['build_ms']:.1f} ms (+ write {v['write_ms']:.1f} ms, "
-                          f"{v['bytes'] / 1e6:.2f} MB)" for k, v in st["objects"].items())
+        parts = ", ".join(f"{k} {v['build_ms']:.1f} ms (CPU {v['build_cpu_ms']:.1f}; + write "
+                          f"{v['write_ms']:.1f} ms, {v['bytes'] / 1e6:.2f} MB)"
+                          for k, v in st["objects"].items())
+        total = st["total"]
         typer.echo(f"{study} {st['rows_columns'][0]}x{st['rows_columns'][1]}: {parts}; "
-                   f"total build {st['total']['build_ms']:.1f} ms, with writes "
-                   f"{st['total']['build_and_write_ms']:.1f} ms")
+                   f"total build {total['build_ms']:.1f} ms (CPU {total['build_cpu_ms']:.1f}), "
+                   f"with writes {total['build_and_write_ms']:.1f} ms")
     if "sc_encodings" in res.get("knee", {}):
         typer.echo("knee SC by encoding: " + ", ".join(
-            f"{k} {v['build_ms']:.1f} ms ({v['size_ratio']:.2f} of uncompressed)"
+            f"{k} {v['build_ms']:.1f} ms (CPU {v['build_cpu_ms']:.1f}; {v['size_ratio']:.2f} of "
+            "uncompressed)"
             for k, v in res["knee"]["sc_encodings"].items()))
     if "knee" in res:
+        verdict = {True: "met", False: "NOT met"}
         typer.echo(f"target SR+SC+GSPS <= {res['knee']['target_s']} s per knee study: "
-                   f"{'met' if res['knee']['met'] else 'NOT met'} (default SC encoding "
+                   f"{verdict[res['knee']['met']]} by wall clock, "
+                   f"{verdict[res['knee']['met_cpu']]} by CPU time (default SC encoding "
                    f"{res['sc_transfer_syntax']}); load average {res['load_average_before']} "
                    f"-> {res['load_average_after']}")
 

@@ -27,11 +27,13 @@ def test_bench_reports_times_every_writer_of_both_kinds(tmp_path: Path) -> None:
     for study in (knee, leg):
         for row in study["objects"].values():
             assert row["build_ms"] > 0 and row["write_ms"] > 0 and row["bytes"] > 1000
+            assert row["build_cpu_ms"] > 0
         total = study["total"]
         assert total["build_ms"] == round(sum(o["build_ms"] for o in study["objects"].values()), 2)
         assert total["build_and_write_ms"] >= total["build_ms"]
     assert max(knee["rows_columns"]) <= 640 and leg["rows_columns"][0] <= 3000
     assert knee["met"] == (knee["total"]["build_ms"] <= 1000 * knee["target_s"])
+    assert knee["met_cpu"] == (knee["total"]["build_cpu_ms"] <= 1000 * knee["target_s"])
     encodings = knee["sc_encodings"]
     assert set(encodings) == set(SC_ENCODINGS)
     assert encodings["explicit"]["size_ratio"] == 1.0
