@@ -80,5 +80,8 @@ def bench(
 
 
 def register(app: typer.Typer) -> None:
-    """Attach ``knee-node bench``."""
+    """Attach ``knee-node bench`` and ``knee-node bench reports``."""
+    from benchmarks.reports import bench_reports
+
     app.command("bench")(bench)
+    app.command("bench-reports")(bench_reports)

@@ -6,7 +6,7 @@
 - ``model …`` (predict, evaluate, evaluate-leg, train, export, bench-model,
   evaluate-renderers, calibrate-interval): the models;
 - ``synth …`` (dicom, independent, contact-sheet, landmark-figure): synthetic data;
-- ``bench …`` (run, node, model, synth, synth-dicom): benchmarks.
+- ``bench …`` (run, node, model, synth, synth-dicom, reports): benchmarks.
 
 Each command lives in the module that owns the work and is attached by that module's
 ``register(app)``; this file only places them. The commands from before the groups
@@ -93,6 +93,7 @@ GROUPED: dict[str, tuple[str, str]] = {
     "bench-node": ("bench", "node"),
     "bench-synth": ("bench", "synth"),
     "bench-synth-dicom": ("bench", "synth-dicom"),
+    "bench-reports": ("bench", "reports"),
 }
 
 

@@ -114,6 +114,46 @@ def test_monochrome1_is_inverted_for_display() -> None:
         assert int(bone) > int(background) + 60, photometric
 
 
+def _display_per_pixel(source: Dataset) -> np.ndarray:
+    """The display chain run on every pixel (what ``display_image`` did before its table)."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    from dicom_node.reports.overlay import _voi_output_range
+
+    values = apply_modality_lut(source.pixel_array, source).astype(np.float64)
+    if "WindowCenter" in source or "VOILUTSequence" in source:
+        values = apply_voi_lut(values, source, index=0).astype(np.float64)
+        lo, hi = _voi_output_range(source, values)
+    else:
+        lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.5]))
+    scaled = np.clip((values - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+    if source.PhotometricInterpretation == "MONOCHROME1":
+        scaled = 1.0 - scaled
+    return np.round(scaled * 255.0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("variant", ["window", "no window", "signed rescaled", "sigmoid",
+                                     "monochrome1 no window"])
+def test_display_table_equals_the_chain_on_every_pixel(variant: str) -> None:
+    pts = knee_landmarks(3.0, scale=1.5, centre=(260, 320))
+    source = make_source(knees=(pts,), photometric="MONOCHROME1" if "monochrome1" in variant
+                         else "MONOCHROME2")
+    if "no window" in variant:
+        del source.WindowCenter, source.WindowWidth
+    if variant == "signed rescaled":
+        signed = (source.pixel_array.astype(np.int32) - 2048).astype(np.int16)
+        source.PixelRepresentation, source.PixelData = 1, signed.tobytes()
+        source.RescaleSlope, source.RescaleIntercept = 0.5, -100
+        source.WindowCenter, source.WindowWidth = -150, 1200
+    if variant == "sigmoid":
+        source.VOILUTFunction = "SIGMOID"
+    gray = display_image(source)
+    expected = _display_per_pixel(source)
+    assert gray.dtype == np.uint8 and gray.shape == expected.shape
+    assert np.array_equal(gray, expected)
+    assert len(np.unique(gray)) > 20  # a real image, not a constant
+
+
 def test_refuses_colour_source() -> None:
     source, m = pass_case()
     source.PhotometricInterpretation = "RGB"

@@ -242,3 +242,30 @@ def test_crop_beyond_the_image_edge_is_padding() -> None:
     assert top > 4
     assert np.all(c.image[:top] == 0.0)
     assert float(c.image[top + 2:].mean()) > 0.05
+
+
+#: What the joint crops of plan_study(900_000_001) looked like when the crop path was
+#: timed for issue 12 (commit ac37ca1): 4 x 4 block means of the image and the sum of the
+#: landmark coordinates. A faster renderer must keep them (noise-level differences only).
+CROP_REFERENCE = {
+    ("R", "knee", 256): ([[0.1288, 0.6297, 0.5376, 0.0854], [0.0955, 0.6503, 0.6056, 0.0778],
+                          [0.0822, 0.5422, 0.5575, 0.1036], [0.0805, 0.4507, 0.6319, 0.1616]],
+                         -1607.227301),
+    ("L", "hip", 128): ([[0.5895, 0.449, 0.5623, 0.3519], [0.2493, 0.4771, 0.5463, 0.2983],
+                         [0.0297, 0.4193, 0.5962, 0.3762], [0.0562, 0.4489, 0.5392, 0.369]],
+                        15439.338766),
+    ("R", "ankle", 128): ([[0.1964, 0.6493, 0.3071, 0.0914], [0.1676, 0.6303, 0.4327, 0.0788],
+                           [0.1734, 0.6249, 0.5244, 0.0863], [0.1249, 0.5015, 0.4784, 0.0932]],
+                          -18258.660607),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CROP_REFERENCE))
+def test_joint_crop_renders_what_it_rendered_before(case: tuple[str, str, int]) -> None:
+    side, joint, size = case
+    blocks, landmark_sum = CROP_REFERENCE[case]
+    crop = render_joint_crop(plan_study(900_000_001), side, joint, size)
+    assert crop.image.dtype == np.float32 and crop.image.shape == (size, size)
+    means = crop.image.astype(np.float64).reshape(4, size // 4, 4, size // 4).mean(axis=(1, 3))
+    assert np.abs(means - np.asarray(blocks)).max() < 2e-3  # 4-decimal reference + noise
+    assert float(crop.landmarks.sum()) == pytest.approx(landmark_sum, abs=1e-5)  # same truth

@@ -48,6 +48,11 @@ def display_image(source: Dataset) -> npt.NDArray[np.uint8]:
     """The source as an 8-bit grey image as shown: modality LUT, VOI window, MONOCHROME1 inverted.
 
     Without a VOI window in the dataset the 0.5-99.5 percentile range is used.
+
+    Every step is a function of the stored value alone, so for integer pixel data the
+    chain runs once per distinct stored value (a table of at most 2**16 entries) and the
+    image is one lookup into that table: the same values as running the chain on every
+    pixel, at a fraction of the cost (``knee-node bench reports``).
     """
     photometric = str(source.get("PhotometricInterpretation", ""))
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
@@ -55,16 +60,54 @@ def display_image(source: Dataset) -> npt.NDArray[np.uint8]:
     raw = source.pixel_array
     if raw.ndim != 2:
         raise ReportInputError(f"source must be a single-frame image, pixel shape {raw.shape}")
-    values = apply_modality_lut(raw, source).astype(np.float64)
+    if raw.dtype.kind in "iu" and raw.dtype.itemsize <= 2 and raw.size > 0:
+        low = int(raw.min())
+        index = raw if low == 0 and raw.dtype.kind == "u" else raw.astype(np.int32) - low
+        stored = np.arange(low, int(raw.max()) + 1).astype(raw.dtype)
+        counts = np.bincount(index.ravel(), minlength=stored.size)
+        return _to_display(source, stored, photometric, counts)[index]
+    return _to_display(source, raw, photometric, None)
+
+
+def _to_display(source: Dataset, stored: npt.NDArray[np.generic], photometric: str,
+                counts: npt.NDArray[np.intp] | None) -> npt.NDArray[np.uint8]:
+    """8-bit display values of ``stored`` values; ``counts``: how often each one occurs in
+    the image (for the percentile range), None when ``stored`` is the image itself."""
+    values = apply_modality_lut(stored, source).astype(np.float64)
     if "WindowCenter" in source or "VOILUTSequence" in source:
         values = apply_voi_lut(values, source, index=0).astype(np.float64)
         lo, hi = _voi_output_range(source, values)
-    else:
+    elif counts is None:
         lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.5]))
+    else:
+        lo, hi = _weighted_percentiles(values, counts, (0.5, 99.5))
     scaled = np.clip((values - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
     if photometric == "MONOCHROME1":
         scaled = 1.0 - scaled
     return np.round(scaled * 255.0).astype(np.uint8)
+
+
+def _weighted_percentiles(values: npt.NDArray[np.float64], counts: npt.NDArray[np.intp],
+                          q: tuple[float, float]) -> tuple[float, float]:
+    """``np.percentile`` (linear method) of the image whose pixels take ``values[i]``
+    ``counts[i]`` times, without expanding it."""
+    order = np.argsort(values, kind="stable")
+    ordered, cumulative = values[order], np.cumsum(counts[order])
+    n = int(cumulative[-1])
+
+    def at(rank: int) -> float:  # the value of rank ``rank`` (0-based) in the sorted image
+        return float(ordered[np.searchsorted(cumulative, rank, side="right")])
+
+    out = []
+    for percent in q:  # numpy's "linear" method, with numpy's own arithmetic
+        quantile = percent / 100.0
+        position = n * quantile + (1.0 + quantile * (1.0 - 1.0 - 1.0)) - 1.0
+        below = int(math.floor(position))
+        a, b = at(max(below, 0)), at(min(below + 1, n - 1))
+        t = position - below
+        diff = b - a
+        out.append(b - diff * (1.0 - t) if t >= 0.5 else a + diff * t)
+    return out[0], out[1]
 
 
 def _voi_output_range(source: Dataset, values: npt.NDArray[np.float64]) -> tuple[float, float]:

@@ -73,7 +73,7 @@ def create_overlay_image(
         Manufacturer of the SC.
     encoding
         A name of :data:`SC_ENCODINGS` (the node uses ``reports.sc_transfer_syntax``,
-        lossless JPEG 2000 by default).
+        lossless JPEG-LS by default).
 
     Returns
     -------
