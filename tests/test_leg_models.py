@@ -60,8 +60,8 @@ def test_bad_inputs_name_the_argument_and_value() -> None:
         m.preprocess(np.zeros((32, 32)), "R")
     with pytest.raises(LegModelError, match="joint must be one of"):
         m.postprocess({"coords": torch.zeros(1, 9, 2), "spread": torch.zeros(1, 9)}, "elbow", "R")
-    with pytest.raises(LegModelError, match="method must be one of .* got 'coord'"):
-        build_method("coord")
+    with pytest.raises(LegModelError, match="method must be one of .* got 'vote'"):
+        build_method("vote")
     with pytest.raises(LegModelError, match="multiple of 32, got 100"):
         build_method("seg", 100)
     assert issubclass(LegModelError, KneeNodeError)
@@ -171,10 +171,16 @@ def test_leg_config_checks_keys(tmp_path: Path) -> None:
         from training.leg_data import make_crops
 
         make_crops(range(899_999_999, 900_000_001), 64, 0.0)
-    for name in ("hourglass_leg", "seg_leg", "heatmap_leg"):
+    for name in ("hourglass_leg", "hourglass_leg_long", "seg_leg", "heatmap_leg", "coord_leg",
+                 "sgr_leg", "sgr_leg_alpha0.1", "sgr_leg_alpha0.5", "sgr_leg_alpha1.0"):
         path = Path(__file__).parents[1] / "training" / "configs" / f"{name}.yaml"
         assert is_leg_config(path)
-        assert LegTrainConfig.from_yaml(path).data.seed_base + 400 < 10_000_000
+        cfg = LegTrainConfig.from_yaml(path)
+        d = cfg.data
+        # training and validation seeds stay below the hold-out (990,000,000 ...) and the
+        # ROI stage's 7,000,000 ...
+        assert d.seed_base + d.n_studies + d.val_studies <= 7_000_000
+        build_method(cfg.method, cfg.input_size, **cfg.options)
     assert not is_leg_config(Path(__file__).parents[1] / "training" / "configs" / "cpu.yaml")
 
 

@@ -3,6 +3,7 @@
 The config (``training/configs/<method>_leg.yaml``) has ``kind: full-leg`` and::
 
     name, method, seed, threads, input_size
+    init: path/to/model.pt                # optional warm start (same method, size, options)
     options: {...}                        # the method's options
     data: {seed_base, n_studies, val_studies, jitter_mm, cache}
     stage: {batch_size, steps, max_minutes, lr, lr_min, log_every, val_every}
@@ -15,6 +16,7 @@ gamma and contrast change. Adam, cosine learning rate over the step or time budg
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -28,7 +30,7 @@ import torch
 import yaml
 
 from inference.errors import ConfigError
-from inference.leg_models import build_method
+from inference.leg_models import build_method, load_method
 from inference.leg_models.base import LegLandmarkMethod, joint_channels
 from training.leg_data import JOINTS, CropSet, cached_crops, mirrored
 
@@ -69,6 +71,7 @@ class LegTrainConfig:
     seed: int = 13
     threads: int = 1
     input_size: int = 128
+    init: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     data: LegData = LegData()
     stage: LegStage = LegStage()
@@ -154,6 +157,27 @@ def validation_error_mm(method: LegLandmarkMethod, cs: CropSet) -> float:
     return float(np.median(errs))
 
 
+def warm_start(method: LegLandmarkMethod, init: str | Path) -> str:
+    """Copy the weights of the method saved at ``init`` into ``method``; return their SHA-256.
+
+    Raises
+    ------
+    ConfigError
+        ``init`` is missing, or was saved by another method, input size or options.
+    """
+    p = Path(init)
+    if not p.is_file():
+        raise ConfigError(f"init: weights file {str(p)!r} does not exist")
+    old = load_method(p)
+    if (old.name, old.input_size, old.options) != (method.name, method.input_size,
+                                                   method.options):
+        raise ConfigError(
+            f"init: {str(p)!r} is {old.name} {old.input_size} px {old.options}, the config asks "
+            f"for {method.name} {method.input_size} px {method.options}")
+    method.net.load_state_dict(old.net.state_dict())
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
 def train(cfg: LegTrainConfig, out_dir: str | Path, crops: CropSet | None = None,
           val: CropSet | None = None) -> dict[str, Any]:
     """Train ``cfg.method``; return the training record (also written to ``OUT/record.json``).
@@ -183,6 +207,7 @@ def train(cfg: LegTrainConfig, out_dir: str | Path, crops: CropSet | None = None
                            range(vstart, vstart + d.val_studies), cfg.input_size, d.jitter_mm)
     t_data = time.monotonic() - t_data
     method = build_method(cfg.method, cfg.input_size, **cfg.options)
+    init_sha = warm_start(method, cfg.init) if cfg.init else None
     st = cfg.stage
     opt = torch.optim.Adam(method.net.parameters(), lr=st.lr)
     losses: list[tuple[int, float]] = []
@@ -224,6 +249,7 @@ def train(cfg: LegTrainConfig, out_dir: str | Path, crops: CropSet | None = None
               "train_minutes": round(train_min, 2), "data_seconds": round(t_data, 1),
               "n_train_crops": len(crops), "loss": losses, "val_median_mm": vals,
               "seed": cfg.seed, "input_size": cfg.input_size, "options": cfg.options,
+              "init": cfg.init, "init_sha256": init_sha,
               "sha256": sha, "weights": str(out / "model.pt"),
               "weights_bytes": (out / "model.pt").stat().st_size}
     (out / "record.json").write_text(json.dumps(record, indent=1))

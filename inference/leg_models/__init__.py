@@ -9,7 +9,12 @@ channels of its joint. Methods:
   (:mod:`inference.leg_models.hourglass`);
 * ``seg`` -- paper 001's landmark segmentation: U-Net with a VGG-style encoder, disc masks,
   Dice + cross-entropy, point extraction Methods 1-5 (:mod:`inference.leg_models.mask`);
-* ``heatmap`` -- paper 001's heatmap regression: the same U-Net, Gaussian targets, MSE, argmax.
+* ``heatmap`` -- paper 001's heatmap regression: the same U-Net, Gaussian targets, MSE, argmax;
+* ``coord`` -- paper 001's coordinate regression: VGG-style encoder + FC to 2K outputs, MSE
+  (:mod:`inference.leg_models.coord`);
+* ``sgr`` -- paper 003's segmentation-guided coordinate regression: U-Net probabilities
+  concatenated with the image, then a VGG-style regressor; alpha (Dice + BCE) + MSE
+  (:mod:`inference.leg_models.sgr`).
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ class LegLandmarkMethod(ABC):
         Method-specific options (stored in checkpoints).
     """
 
-    #: Registry name ("hourglass", "seg", "heatmap").
+    #: Registry name ("hourglass", "seg", "heatmap", "coord", "sgr").
     name: str = ""
 
     def __init__(self, input_size: int = 128, **options: Any) -> None:
@@ -191,10 +191,13 @@ class LegLandmarkMethod(ABC):
 
 
 def _registry() -> dict[str, type[LegLandmarkMethod]]:
+    from inference.leg_models.coord import CoordMethod
     from inference.leg_models.hourglass import HourglassMethod
     from inference.leg_models.mask import HeatmapMethod, SegMethod
+    from inference.leg_models.sgr import SgrMethod
 
-    return {c.name: c for c in (HourglassMethod, SegMethod, HeatmapMethod)}
+    return {c.name: c for c in (HourglassMethod, SegMethod, HeatmapMethod, CoordMethod,
+                                SgrMethod)}
 
 
 def build_method(name: str, input_size: int = 128, **options: Any) -> LegLandmarkMethod:

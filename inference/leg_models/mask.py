@@ -43,6 +43,25 @@ def gaussian_targets(points: torch.Tensor, size: int, sigma: float) -> torch.Ten
     return torch.exp(-0.5 * d2 / (sigma * sigma))
 
 
+def dice_bce(logits: torch.Tensor, masks: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Soft Dice + binary cross-entropy per channel, averaged over channels where ``weight`` is 1.
+
+    Parameters
+    ----------
+    logits, masks
+        ``(B, C, S, S)`` network logits and 0/1 targets.
+    weight
+        ``(B, C)`` which channels count.
+    """
+    p = torch.sigmoid(logits)
+    inter = (p * masks).sum((2, 3))
+    dice = 1.0 - (2 * inter + 1.0) / (p.sum((2, 3)) + masks.sum((2, 3)) + 1.0)  # (B, C)
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, masks, reduction="none")
+    per = dice + bce.mean((2, 3))
+    m = weight.to(per.dtype)
+    return (per * m).sum() / m.sum().clamp_min(1.0)
+
+
 class _MaskMethod(LegLandmarkMethod):
     """Shared U-Net, decoding by a point-extraction method of a per-channel map."""
 
@@ -93,15 +112,7 @@ class SegMethod(_MaskMethod):
 
     def loss(self, raw: dict[str, torch.Tensor], target: torch.Tensor,
              mask: torch.Tensor) -> torch.Tensor:
-        logits = raw["logits"]
-        t = disc_targets(target, self.input_size, self.radius)
-        p = torch.sigmoid(logits)
-        inter = (p * t).sum((2, 3))
-        dice = 1.0 - (2 * inter + 1.0) / (p.sum((2, 3)) + t.sum((2, 3)) + 1.0)  # (B, C)
-        bce = nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="none")
-        per = dice + bce.mean((2, 3))
-        m = mask.to(per.dtype)
-        return (per * m).sum() / m.sum().clamp_min(1.0)
+        return dice_bce(raw["logits"], disc_targets(target, self.input_size, self.radius), mask)
 
 
 class HeatmapMethod(_MaskMethod):
@@ -115,12 +126,19 @@ class HeatmapMethod(_MaskMethod):
         """Gaussian sigma at the network input, px (001's 15 px at 512² scaled)."""
         return float(self.options.get("sigma_512", 15.0)) * self.input_size / PAPER_SIZE
 
+    @property
+    def foreground_weight(self) -> float:
+        """Extra MSE weight on the Gaussian (``w = 1 + foreground_weight * target``; 0 = 001's
+        plain MSE, whose all-zero map is a minimum the network settles in first)."""
+        return float(self.options.get("foreground_weight", 0.0))
+
     def maps(self, raw: dict[str, torch.Tensor]) -> torch.Tensor:
         return raw["logits"].clamp(0.0, None)
 
     def loss(self, raw: dict[str, torch.Tensor], target: torch.Tensor,
              mask: torch.Tensor) -> torch.Tensor:
         t = gaussian_targets(target, self.input_size, self.sigma)
-        per = ((raw["logits"] - t) ** 2).mean((2, 3))
+        w = 1.0 + self.foreground_weight * t
+        per = (w * (raw["logits"] - t) ** 2).mean((2, 3)) / w.mean((2, 3))
         m = mask.to(per.dtype)
         return (per * m).sum() / m.sum().clamp_min(1.0)

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 
-def _vgg_block(n_in: int, n_out: int) -> nn.Sequential:
+def vgg_block(n_in: int, n_out: int) -> nn.Sequential:
+    """Two 3x3 convolutions, each with batch norm and ReLU (a VGG block)."""
     return nn.Sequential(
         nn.Conv2d(n_in, n_out, 3, padding=1, bias=False), nn.BatchNorm2d(n_out),
         nn.ReLU(inplace=True),
@@ -36,13 +37,13 @@ class VggUNet(nn.Module):
             raise ValueError(f"width and levels must be positive, got {width}, {levels}")
         ch = [width * 2**i for i in range(levels + 1)]
         self.levels = levels
-        self.enc = nn.ModuleList([_vgg_block(in_channels, ch[0])]
-                                 + [_vgg_block(ch[i], ch[i + 1]) for i in range(levels)])
+        self.enc = nn.ModuleList([vgg_block(in_channels, ch[0])]
+                                 + [vgg_block(ch[i], ch[i + 1]) for i in range(levels)])
         self.up = nn.ModuleList([
             nn.Sequential(nn.Conv2d(ch[i + 1], ch[i], 3, padding=1), nn.ReLU(inplace=True),
                           nn.ConvTranspose2d(ch[i], ch[i], 4, stride=2, padding=1))
             for i in range(levels)])
-        self.dec = nn.ModuleList([_vgg_block(2 * ch[i], ch[i]) for i in range(levels)])
+        self.dec = nn.ModuleList([vgg_block(2 * ch[i], ch[i]) for i in range(levels)])
         self.head = nn.Conv2d(ch[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
