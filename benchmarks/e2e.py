@@ -29,6 +29,8 @@ from dicom_node.peers import StandInPacs
 
 #: Job timing keys (``jobs.timings_ms``) reported as stages, in pipeline order.
 JOB_STAGES = ("read_ms", "model_preprocess", "model_global", "model_local", "reports_ms")
+#: Object kinds the benchmark's destination asks for: all of a knee study's.
+OBJECTS = ("SR", "SC", "GSPS")
 
 
 class Destination(StandInPacs):
@@ -38,8 +40,10 @@ class Destination(StandInPacs):
         super().__init__(ae_title)
 
     def destination_config(self) -> dict[str, Any]:
-        """The node's ``delivery`` section pointing here."""
-        return {"destinations": [self.destination("bench")]}
+        """The node's ``delivery`` section pointing here, asking for every object a knee
+        study has (SR, SC and the optional GSPS): the job's ``reports`` part then times the
+        same writers as ``knee-node bench reports`` and issue 15's SR + SC + GSPS target."""
+        return {"destinations": [{**self.destination("bench"), "objects": list(OBJECTS)}]}
 
 
 class Sender:

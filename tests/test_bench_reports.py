@@ -17,7 +17,7 @@ def test_bench_reports_times_every_writer_of_both_kinds(tmp_path: Path) -> None:
     out = tmp_path / "reports.json"
     result = CliRunner().invoke(app, [
         "bench", "reports", "--repeats", "1", "--knee-max-side", "640",
-        "--leg-max-rows", "3000", "--out", str(out),
+        "--leg-max-rows", "3000", "--profile", "6", "--out", str(out),
     ])
     assert result.exit_code == 0, result.output
     res = json.loads(out.read_text())
@@ -34,6 +34,16 @@ def test_bench_reports_times_every_writer_of_both_kinds(tmp_path: Path) -> None:
     assert max(knee["rows_columns"]) <= 640 and leg["rows_columns"][0] <= 3000
     assert knee["met"] == (knee["total"]["build_ms"] <= 1000 * knee["target_s"])
     assert knee["met_cpu"] == (knee["total"]["build_cpu_ms"] <= 1000 * knee["target_s"])
+    assert knee["met_with_writes"] == (
+        knee["total"]["build_and_write_ms"] <= 1000 * knee["target_s"])
+    profile = knee["profile"]
+    assert set(profile) == {"SR", "SC", "GSPS"}
+    for rows in profile.values():
+        assert len(rows) == 6 and rows[0]["cum_ms_per_run"] >= rows[-1]["cum_ms_per_run"] > 0
+        assert all(r["calls_per_run"] > 0 and r["own_ms_per_run"] >= 0 for r in rows)
+    sc_functions = [r["function"] for r in profile["SC"]]
+    assert any("create_overlay_image" in f for f in sc_functions), sc_functions
+    assert "knee SC profile" in result.output
     encodings = knee["sc_encodings"]
     assert set(encodings) == set(SC_ENCODINGS)
     assert encodings["explicit"]["size_ratio"] == 1.0

@@ -87,3 +87,18 @@ def test_bench_options_name_bad_values() -> None:
         BenchOptions(repeats=0)
     with pytest.raises(ValueError, match="max_side"):
         BenchOptions(max_side=10)
+
+
+def test_bench_destination_asks_for_every_knee_object() -> None:
+    """The e2e job's ``reports`` part times every knee writer (SR, SC and the optional
+    GSPS), the set ``knee-node bench reports`` times and issue 15's target counts."""
+    from benchmarks.e2e import Destination
+    from dicom_node.kinds import get
+    from dicom_node.settings import Settings
+
+    delivery = Destination().destination_config()
+    settings = Settings.model_validate({"delivery": delivery})
+    (dest,) = settings.delivery.destinations
+    kind = get("knee-ap")
+    assert {w.object_kind for w in kind.writers_for(dest.objects)} == {
+        w.object_kind for w in kind.writers} == {"SR", "SC", "GSPS"}
