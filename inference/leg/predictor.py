@@ -45,7 +45,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_LANDMARK_WEIGHTS = WEIGHTS_DIR / "full_leg_hourglass.pt"
 #: SHA-256 of the shipped files (also in FULL_LEG_MODEL_CARD.md; a test checks both).
 SHIPPED_SHA256: dict[str, str] = {
-    "full_leg_hourglass.pt": "f57b31c3f8df0e0fba4f071d33e1e4321577a6cabc47015335436c9397848883",
+    "full_leg_hourglass.pt": "97e3a17c72d436fc2a223444f8fb75b23f6da92770c5ac6486888100d2f50a11",
     "full_leg_roi.pt": "826b07be7f3999b85116f1786464e09d6f06be9a18c0272d7a1f4840bc0839f1",
 }
 #: Square region of each joint, patient mm (the crops the landmark method was trained on).
