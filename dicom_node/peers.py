@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -58,6 +59,21 @@ def wait_port(
     raise PortError(f"nothing listens on port {port} after {timeout_s:.0f} s")
 
 
+#: What the stand-in accepts by default: the uncompressed syntaxes and the lossless and
+#: baseline compressed ones a PACS such as Orthanc or dcm4chee accepts out of the box.
+PACS_TRANSFER_SYNTAXES: tuple[str, ...] = (
+    "1.2.840.10008.1.2.1",     # Explicit VR Little Endian
+    "1.2.840.10008.1.2",       # Implicit VR Little Endian
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+    "1.2.840.10008.1.2.5",     # RLE Lossless
+)
+#: A peer that takes uncompressed objects only (the node must decompress for it).
+UNCOMPRESSED_ONLY: tuple[str, ...] = PACS_TRANSFER_SYNTAXES[:2]
+
+
 class StandInPacs:
     """A storage SCP on loopback standing in for the PACS.
 
@@ -69,19 +85,31 @@ class StandInPacs:
         Its port (default: a free one).
     folder
         If given, each object received is written there as ``<Modality>_<SOP UID>.dcm``.
+    transfer_syntaxes
+        The transfer syntaxes it accepts for every storage SOP class (default
+        :data:`UNCOMPRESSED_ONLY`, the strictest peer; :data:`PACS_TRANSFER_SYNTAXES` for one
+        that takes compressed objects as Orthanc and dcm4chee do out of the box).
     """
 
     def __init__(
-        self, ae_title: str = "TEST_PACS", port: int | None = None, folder: Path | None = None
+        self,
+        ae_title: str = "TEST_PACS",
+        port: int | None = None,
+        folder: Path | None = None,
+        transfer_syntaxes: Sequence[str] | None = None,
     ) -> None:
         from pynetdicom import AE, AllStoragePresentationContexts
         from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
         if not ae_title or len(ae_title) > 16:
             raise ValueError(f"ae_title must be 1-16 characters, got {ae_title!r}")
+        syntaxes = list(UNCOMPRESSED_ONLY if transfer_syntaxes is None else transfer_syntaxes)
+        if not syntaxes:
+            raise ValueError("transfer_syntaxes must name at least one syntax, got []")
         self.ae_title = ae_title
         self.ae = AE(ae_title=ae_title)
-        self.ae.supported_contexts = AllStoragePresentationContexts
+        for cx in AllStoragePresentationContexts:
+            self.ae.add_supported_context(cx.abstract_syntax, syntaxes)
         self.ae.add_supported_context(Verification)
         self.port = free_port() if port is None else int(port)
         self.folder = None if folder is None else Path(folder)
