@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset, dcmread
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 #: What reading a damaged dataset may raise (pydicom parses lazily, so also on access).
 UNREADABLE = (
     InvalidDicomError,
+    BytesLengthException,  # an element whose length does not fit its VR (a US of 1 byte)
     ValueError,
     KeyError,
     AttributeError,

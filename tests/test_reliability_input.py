@@ -272,6 +272,34 @@ def _fuzz_one(
     assert not list(ctx.settings.storage.spool.glob(".*.tmp")), "no temporary file left"
 
 
+def test_an_element_shorter_than_its_vr_is_refused_and_recorded(tmp_path: Path) -> None:
+    """Columns (US) with a 1-byte value: the case the fuzzing below found (a
+    BytesLengthException out of the routing header read); answered 0xC000 and recorded."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    scp, ctx = _fuzz_context(tmp_path)
+    try:
+        ds = knee_case(2.0, rows=64, cols=64)
+        buf = DicomBytesIO()
+        buf.is_little_endian, buf.is_implicit_VR = True, False
+        write_dataset(buf, ds)
+        data = buf.getvalue()
+        columns = b"\x28\x00\x11\x00US\x02\x00"  # (0028,0011) US, length 2
+        at = data.index(columns)
+        data = data[:at] + b"\x28\x00\x11\x00US\x01\x00@" + data[at + len(columns) + 2:]
+        status = scp.on_store(
+            _event(ds.file_meta, str(ds.SOPInstanceUID), str(ds.SOPClassUID), data)
+        )
+        assert int(getattr(status, "Status", status)) == 0xC000
+        with ctx.db.session() as s:
+            [row] = s.scalars(select(ReceivedInstance)).all()
+            assert row.state == "rejected" and "BytesLengthException" in row.reason
+            assert row.spool_path is None or not Path(row.spool_path).exists()
+    finally:
+        ctx.db.dispose()
+
+
 def test_fuzzed_instances_never_crash_the_handler_or_escape_the_spool(tmp_path: Path) -> None:
     scp, ctx = _fuzz_context(tmp_path)
     stats: Counter[str] = Counter()
