@@ -111,3 +111,21 @@ def test_cr_spacing_from_source_distances() -> None:
     ds.DistanceSourceToPatient = 1000
     spacing, source = pixel_spacing(ds)
     assert source == "ImagerPixelSpacing" and spacing == pytest.approx((0.2 / 1.1, 0.2 / 1.1))
+
+
+def test_linear_rescale_fast_path_matches_pydicom_modality_lut() -> None:
+    """The float32 rescale gives pydicom's values, without a float64 image."""
+    import numpy as np
+    from pydicom.dataset import Dataset
+    from pydicom.pixels import apply_modality_lut
+
+    from inference.pixels import _modality_values
+
+    ds = Dataset()
+    ds.RescaleSlope, ds.RescaleIntercept = 2.0, -100.0
+    stored = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    got = _modality_values(stored, ds)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, apply_modality_lut(stored, ds), rtol=1e-6)
+    ds.RescaleSlope, ds.RescaleIntercept = 1.0, 0.0
+    assert _modality_values(stored, ds) is stored
