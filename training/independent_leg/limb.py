@@ -103,7 +103,7 @@ def draw_limb(rng: np.random.Generator) -> LimbDraw:
         "cond_med": u(0.25, 0.30), "cond_lat": u(0.25, 0.30), "cond_a": u(0.19, 0.23),
         "cond_b": u(0.26, 0.33), "cond_p": u(1.9, 2.5), "cond_depth": u(0.34, 0.42),
         "notch_a": u(0.11, 0.15), "notch_shift": u(-0.015, 0.015),
-        "plat_med": u(0.46, 0.52), "plat_lat": u(0.46, 0.52), "plat_b": u(0.26, 0.34),
+        "plat_med": u(0.46, 0.52), "plat_lat": u(0.46, 0.52), "plat_b": u(0.22, 0.29),
         "plat_p": u(7.0, 10.0), "mall": u(0.37, 0.43), "head_r": u(0.27, 0.31),
         "shaft_r": u(0.155, 0.19), "shaft_cortex": u(4.0, 7.5), "dia_end": u(1.05, 1.45),
         "tib_r": u(0.13, 0.165), "tib_cortex": u(3.5, 6.5), "fib_r": u(0.055, 0.075),
@@ -318,7 +318,7 @@ def build_limb(d: LimbDraw) -> Limb:
     Ce = pmid + v_end * np_
     ts = [0.1 * L, 0.2 * L, 0.3 * L, 0.45 * L, 0.6 * L, 0.74 * L, 0.86 * L, L - 0.35 * W]
     tib_solids: list[BlobSpec | TubeSpec] = [
-        BlobSpec(Ce, lp, a_e, b_e, p_e, 2.3, 0.36 * W, 1.3),
+        BlobSpec(Ce, lp, a_e, b_e, p_e, 1.7, 0.36 * W, 1.3),
         TubeSpec(np.vstack([T0 + s * ta for s in ts]), np.array([tib_r(s) for s in ts]),
                  np.array([max(e["tib_cortex"] * np.sin(np.pi * s / L) ** 0.5, 1.2)
                            for s in ts]), depth=1.0),
@@ -335,7 +335,7 @@ def build_limb(d: LimbDraw) -> Limb:
     r_f = e["fib_r"] * W
     FH = PL + 0.04 * W * lp + e["fib_head_v"] * W * np_
     LMc = ML - 0.08 * W * la
-    fib_shaft = [FH + 0.08 * W * np_] + [T0 + s * ta + (tib_r(s) + r_f + 0.07 * W) * nta
+    fib_shaft = [FH + 0.08 * W * np_] + [T0 + s * ta + (tib_r(s) + r_f + 0.035 * W) * nta
                                          for s in (0.3 * L, 0.6 * L, 0.85 * L)] + [
         LMc - 0.15 * W * na]
     bones.append(BoneSpec("fibula", [
@@ -348,9 +348,9 @@ def build_limb(d: LimbDraw) -> Limb:
     bones.append(BoneSpec("talus", [BlobSpec(A + 0.13 * W * na, la, 0.29 * W, 0.14 * W, 2.0,
                                              3.0, 0.3 * W, 0.8)], [], 0.7 * MU_CORTEX * dens,
                           0.85 * MU_CANCELLOUS * dens))
-    bones.append(BoneSpec("calcaneus", [BlobSpec(A + 0.5 * W * na + 0.04 * W * la, la, 0.27 * W,
-                                                 0.24 * W, 2.3, 2.6, 0.3 * W, 0.8)], [],
-                          0.6 * MU_CORTEX * dens, 0.7 * MU_CANCELLOUS * dens))
+    bones.append(BoneSpec("calcaneus", [BlobSpec(A + 0.36 * W * na + 0.04 * W * la, la, 0.25 * W,
+                                                 0.22 * W, 2.3, 2.6, 0.28 * W, 0.8)], [],
+                          0.45 * MU_CORTEX * dens, 0.5 * MU_CANCELLOUS * dens))
     # --- soft tissue of the leg: a tube along the limb
     knots = [H + np.array([12.0, -70.0]), H + np.array([8.0, 60.0]), K + np.array([0.0, -0.45 * d.femur_mm]),
              K + np.array([0.0, -40.0]), K, K + 0.3 * L * t, K + 0.65 * L * t, A - 40.0 * t,

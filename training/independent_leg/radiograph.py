@@ -85,7 +85,7 @@ def _texture(shape: tuple[int, int], rng: np.random.Generator, mm_per_px: float,
              strength: float) -> F32:
     """Log-normal trabecular modulation, stretched along the (vertical) long bones."""
     rows, cols = shape
-    f = max(1, int(round(0.9 / mm_per_px)))  # grain of about 0.9 mm
+    f = max(1, int(round(0.6 / mm_per_px)))  # grain of about 0.6 mm
     small = rng.standard_normal((rows // f + 2, cols // f + 2)).astype(np.float32)
     coarse = ndimage.gaussian_filter(small, (2.2, 0.8))
     fine = ndimage.gaussian_filter(small, (0.9, 0.6))
@@ -241,9 +241,9 @@ def render(seed: int) -> LegRadiograph:
     shutter = int(max(margin_mm - 8.0, 0.0) * float(u(0.0, 0.8)) * st.scale) if u() < 0.5 else 0
     settings: dict[str, Any] = {
         "buttock_mm": float(u(150.0, 230.0)), "body_depth_mm": float(u(85.0, 130.0)),
-        "texture": float(u(0.12, 0.3)), "marker": "R" if u() < 0.5 else "L",
+        "texture": float(u(0.05, 0.14)), "marker": "R" if u() < 0.5 else "L",
         "hardening": float(u(0.0, 0.12)), "heel": float(u(-0.25, 0.25)),
-        "exposure_gain": [float(u(0.85, 1.15)) for _ in exposures],
+        "exposure_gain": [float(u(0.96, 1.04)) for _ in exposures],
         "spr": float(u(0.15, 0.6)), "scatter_mm": float(u(25.0, 70.0)),
         "grid": bool(u() < 0.6), "grid_vertical": bool(u() < 0.5),
         "grid_amp": float(u(0.004, 0.02)), "grid_period": float(u(2.2, 6.5)),

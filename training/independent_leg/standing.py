@@ -142,7 +142,7 @@ def _pelvis(hips: tuple[FloatArray, FloatArray], r_head: float, rng: np.random.G
         out.append(BoneSpec("ilium", [
             BlobSpec(h + lat * 28.0 * k + np.array([0.0, -105.0 * k]), _unit(np.array([1.0, -0.3 * sigma])),
                     
-                     95.0 * k, 62.0 * k, 2.3, 2.8, 5.0 * k, 1.2),
+                     95.0 * k, 62.0 * k, 2.3, 2.8, 9.0 * k, 2.0),
             TubeSpec(roof, np.full(len(roof), float(u(4.0, 6.5))), np.full(len(roof), 1.6), 2.2),
             TubeSpec(crest, np.full(4, 6.0 * k), np.full(4, 1.5), 1.1),
             TubeSpec(sup_ramus, np.full(2, 8.0 * k), np.full(2, 1.6), 1.2),
@@ -151,8 +151,8 @@ def _pelvis(hips: tuple[FloatArray, FloatArray], r_head: float, rng: np.random.G
             BlobSpec(ischium[1], ex, 15.0 * k, 12.0 * k, 2.2, 2.2, 14.0 * k, 1.2),
         ], [], MU_CORTEX * dens, MU_CANCELLOUS * dens))
     out.append(BoneSpec("sacrum", [BlobSpec(mid + np.array([0.0, -95.0 * k]), ex, 48.0 * k,
-                                            70.0 * k, 2.6, 1.8, 24.0 * k, 1.5)], [],
-                        0.7 * MU_CORTEX * dens, 0.7 * MU_CANCELLOUS * dens))
+                                            70.0 * k, 2.6, 1.8, 14.0 * k, 1.5)], [],
+                        0.5 * MU_CORTEX * dens, 0.5 * MU_CANCELLOUS * dens))
     return out
 
 
