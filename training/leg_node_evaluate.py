@@ -201,8 +201,7 @@ def to_markdown(r: dict[str, Any], command: str) -> str:
         "",
         f"{r['n_images']} images ({r['n_legs']} legs"
         + (f"; at most {r['max_rows']} rows), " if "data" not in r else "), ")
-        + 
-        f"{r['n_measured']} legs measured, {r['n_pass']} passed quality, "
+        + f"{r['n_measured']} legs measured, {r['n_pass']} passed quality, "
         f"{len(r['refused'])} images refused; legs with a joint cut off: {r['legs_cut_off']}, "
         f"flagged: {r['legs_cut_off_flagged']}.",
         "",

@@ -322,8 +322,8 @@ def build_limb(d: LimbDraw) -> Limb:
         TubeSpec(np.vstack([T0 + s * ta for s in ts]), np.array([tib_r(s) for s in ts]),
                  np.array([max(e["tib_cortex"] * np.sin(np.pi * s / L) ** 0.5, 1.2)
                            for s in ts]), depth=1.0),
-        BlobSpec(A - 0.2 * W * na + 0.5 * e["tib_offset"] * la, la, 0.33 * W, 0.2 * W, 2.4,
-                 6.0, 0.28 * W, 1.2),  # distal metaphysis with the flat plafond
+        BlobSpec(A - 0.17 * W * na + 0.5 * e["tib_offset"] * la, la, 0.3 * W, 0.17 * W, 1.9,
+                 5.0, 0.26 * W, 1.2),  # distal metaphysis with the flat plafond
         BlobSpec(MM + 0.085 * W * la + 0.02 * W * na, la, 0.085 * W, 0.2 * W, 2.2, 1.8,
                  0.12 * W, 1.0),  # medial malleolus
     ]
@@ -350,7 +350,7 @@ def build_limb(d: LimbDraw) -> Limb:
                           0.85 * MU_CANCELLOUS * dens))
     bones.append(BoneSpec("calcaneus", [BlobSpec(A + 0.36 * W * na + 0.04 * W * la, la, 0.25 * W,
                                                  0.22 * W, 2.3, 2.6, 0.28 * W, 0.8)], [],
-                          0.45 * MU_CORTEX * dens, 0.5 * MU_CANCELLOUS * dens))
+                          0.3 * MU_CORTEX * dens, 0.35 * MU_CANCELLOUS * dens))
     # --- soft tissue of the leg: a tube along the limb
     knots = [H + np.array([12.0, -70.0]), H + np.array([8.0, 60.0]), K + np.array([0.0, -0.45 * d.femur_mm]),
              K + np.array([0.0, -40.0]), K, K + 0.3 * L * t, K + 0.65 * L * t, A - 40.0 * t,

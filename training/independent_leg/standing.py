@@ -137,8 +137,8 @@ def _pelvis(hips: tuple[FloatArray, FloatArray], r_head: float, rng: np.random.G
                               mid + np.array([sigma * 14.0 * k, 28.0 * k])])
         inf_ramus = np.array([mid + np.array([sigma * 16.0 * k, 62.0 * k]),
                               h - lat * 18.0 * k + np.array([0.0, 85.0 * k])])
-        ischium = np.array([h + np.array([0.0, 0.9 * r_head]),
-                            h - lat * 10.0 * k + np.array([0.0, 80.0 * k])])
+        ischium = np.array([h - lat * 0.5 * r_head + np.array([0.0, r_head + 6.0]),
+                            h - lat * 22.0 * k + np.array([0.0, 80.0 * k])])
         out.append(BoneSpec("ilium", [
             BlobSpec(h + lat * 28.0 * k + np.array([0.0, -105.0 * k]), _unit(np.array([1.0, -0.3 * sigma])),
                     
