@@ -352,7 +352,8 @@ def build_limb(d: LimbDraw) -> Limb:
                                                  0.22 * W, 2.3, 2.6, 0.28 * W, 0.8)], [],
                           0.3 * MU_CORTEX * dens, 0.35 * MU_CANCELLOUS * dens))
     # --- soft tissue of the leg: a tube along the limb
-    knots = [H + np.array([12.0, -70.0]), H + np.array([8.0, 60.0]), K + np.array([0.0, -0.45 * d.femur_mm]),
+    knots = [H + np.array([12.0, -70.0]), H + np.array([8.0, 60.0]),
+             K + np.array([0.0, -0.45 * d.femur_mm]),
              K + np.array([0.0, -40.0]), K, K + 0.3 * L * t, K + 0.65 * L * t, A - 40.0 * t,
              A + 25.0 * t, A + 70.0 * t]
     th, ca = e["thigh"], e["calf"]

@@ -27,7 +27,6 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from inference.leg import geometry
-from inference.leg import landmarks as leg
 from training.independent_leg.limb import MU_WATER
 from training.independent_leg.solids import Blob, Tube, bone_attenuation
 from training.independent_leg.standing import BALL_MM, Standing, stand_study, to_body

@@ -140,9 +140,9 @@ def _pelvis(hips: tuple[FloatArray, FloatArray], r_head: float, rng: np.random.G
         ischium = np.array([h - lat * 0.5 * r_head + np.array([0.0, r_head + 6.0]),
                             h - lat * 22.0 * k + np.array([0.0, 80.0 * k])])
         out.append(BoneSpec("ilium", [
-            BlobSpec(h + lat * 28.0 * k + np.array([0.0, -105.0 * k]), _unit(np.array([1.0, -0.3 * sigma])),
-                    
-                     95.0 * k, 62.0 * k, 2.3, 2.8, 9.0 * k, 2.0),
+            BlobSpec(h + lat * 28.0 * k + np.array([0.0, -105.0 * k]),
+                     _unit(np.array([1.0, -0.3 * sigma])), 95.0 * k, 62.0 * k, 2.3, 2.8,
+                     9.0 * k, 2.0),
             TubeSpec(roof, np.full(len(roof), float(u(4.0, 6.5))), np.full(len(roof), 1.6), 2.2),
             TubeSpec(crest, np.full(4, 6.0 * k), np.full(4, 1.5), 1.1),
             TubeSpec(sup_ramus, np.full(2, 8.0 * k), np.full(2, 1.6), 1.2),
