@@ -137,3 +137,17 @@ def test_the_cli_writes_pairs(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert (tmp_path / "full_leg_0000000077.dcm").is_file()
     assert json.loads((tmp_path / "full_leg_0000000077.json").read_text())["modality"] == "CR"
+
+
+def test_the_whole_chain_evaluator_reads_a_written_folder(tmp_path: Path) -> None:
+    from inference.leg.predictor import FullLegPredictor
+    from training.leg_node_evaluate import _folder_instances, evaluate
+
+    write(4242, tmp_path, "DX")
+    files = _folder_instances(tmp_path)
+    r = evaluate(FullLegPredictor.from_default_weights(num_threads=1), files, 4050)
+    assert r["n_images"] == 1 and r["n_legs"] == 2
+    assert r["n_measured"] + 2 * len(r["refused"]) <= 2
+    assert r["seeds"] == [4242, 4243]
+    with pytest.raises(FileNotFoundError):
+        _folder_instances(tmp_path / "empty")
