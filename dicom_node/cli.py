@@ -5,7 +5,7 @@
 - ``db …`` (upgrade, current): the schema;
 - ``model …`` (predict, evaluate, evaluate-leg, train, export, bench-model,
   evaluate-renderers, calibrate-interval): the models;
-- ``synth …`` (dicom, independent, contact-sheet, landmark-figure): synthetic data;
+- ``synth …`` (dicom, independent, independent-leg, contact-sheet, landmark-figure): synthetic data;
 - ``bench …`` (run, node, model, synth, synth-dicom, reports): benchmarks.
 
 Each command lives in the module that owns the work and is attached by that module's
@@ -87,6 +87,7 @@ GROUPED: dict[str, tuple[str, str]] = {
     "calibrate-interval": ("model", "calibrate-interval"),
     "synth": ("synth", "dicom"),
     "synth-independent": ("synth", "independent"),
+    "synth-independent-leg": ("synth", "independent-leg"),
     "contact-sheet": ("synth", "contact-sheet"),
     "landmark-figure": ("synth", "landmark-figure"),
     "bench": ("bench", "run"),
@@ -147,9 +148,16 @@ def _independent(target: typer.Typer) -> None:
     register(target)
 
 
+def _independent_leg(target: typer.Typer) -> None:
+    """synth-independent-leg (the independent full-leg renderer)."""
+    from training.independent_leg.cli import register
+
+    register(target)
+
+
 #: Every module's registration, in the order ``--help`` lists them.
 COMMAND_SOURCES: tuple[Callable[[typer.Typer], None], ...] = (
-    _synth, _synth_dicom, _training, _independent, _models, _node, _benchmarks,
+    _synth, _synth_dicom, _training, _independent, _independent_leg, _models, _node, _benchmarks,
 )
 
 #: The node's own operations: run as ``knee-node <one of these>`` they need only

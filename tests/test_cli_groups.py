@@ -73,5 +73,6 @@ def test_the_cli_imports_its_modules_by_name_in_the_source() -> None:
     assert "importlib" not in names
     targets = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert {"dicom_node.commands", "benchmarks", "inference.cli", "training.cli",
-            "training.synth.cli", "training.synth_dicom", "training.independent.cli"} <= targets
-    assert len(cli.COMMAND_SOURCES) == 7
+            "training.synth.cli", "training.synth_dicom", "training.independent.cli",
+            "training.independent_leg.cli"} <= targets
+    assert len(cli.COMMAND_SOURCES) == 8

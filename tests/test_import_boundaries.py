@@ -206,3 +206,42 @@ def test_no_import_cycles_in_the_node() -> None:
     graph = module_graph()
     assert "dicom_node.pipeline" in graph and graph["dicom_node.pipeline"]
     assert find_cycle(graph) is None
+
+
+#: What the independent full-leg renderer may never import (anywhere, even inside a
+#: function): the training generators and the knee's independent renderer.
+INDEPENDENT_LEG_FORBIDDEN = ("training.synth_leg", "training.synth", "training.independent",
+                             "training.synth_dicom", "training.leg_data", "training.augment")
+
+
+def _forbidden_for_independent_leg(target: str) -> bool:
+    if target.startswith("training.independent_leg"):
+        return False
+    return any(target == f or target.startswith(f + ".") or target.startswith(f + "_")
+               for f in INDEPENDENT_LEG_FORBIDDEN)
+
+
+def test_forbidden_rule_reads_names_not_prefixes() -> None:
+    assert _forbidden_for_independent_leg("training.synth_leg.anatomy")
+    assert _forbidden_for_independent_leg("training.synth")
+    assert _forbidden_for_independent_leg("training.independent.bones")
+    assert not _forbidden_for_independent_leg("training.independent_leg.solids")
+    assert not _forbidden_for_independent_leg("inference.leg.geometry")
+
+
+def test_the_independent_leg_renderer_is_written_apart_from_the_generators() -> None:
+    files = sorted((ROOT / "training" / "independent_leg").glob("*.py"))
+    assert len(files) >= 5
+    offenders = [f"{module_name(p)}:{imp.line} imports {imp.target}"
+                 for p in files for imp in imports_of(p)
+                 if _forbidden_for_independent_leg(imp.target)
+                 or (imp.target == "training" and set(imp.names) & {"synth", "synth_leg",
+                                                                     "independent"})]
+    assert offenders == []
+
+
+def test_no_training_code_imports_the_independent_leg_renderer() -> None:
+    offenders = [f"{module_name(p)}:{imp.line} imports {imp.target}"
+                 for p in sources("training") if "independent_leg" not in p.parts
+                 for imp in imports_of(p) if imp.target.startswith("training.independent_leg")]
+    assert offenders == []

@@ -3,6 +3,10 @@
 ``python -m training.leg_node_evaluate --n 60 --seed 990000000 --max-rows 4050
 --out docs/results``
 
+``--data DIR`` measures the ``full_leg_*.dcm`` + ``.json`` pairs of a folder instead (e.g. one
+written by the independent renderer, ``python -m training.independent_leg``); the results go to
+``OUT/<--name>.json`` and ``.md``.
+
 Each hold-out image (seeds ``seed ..``, never trained on) is made as a DICOM instance by
 :func:`training.synth_dicom.full_leg.make_full_leg_instance` (at most ``--max-rows`` rows:
 half the 8100-row full size by default, to keep the run to minutes; the joint crops are
@@ -26,6 +30,7 @@ import argparse
 import json
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +80,34 @@ def _oracle(pred: FullLegPredictor, truth: dict[str, Any]) -> None:
     pred.roi.detect = detect  # type: ignore[method-assign]
 
 
-def evaluate(pred: FullLegPredictor, seeds: range, max_rows: int, oracle_roi: bool = False
-             ) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Stored:
+    """A DICOM instance read from a folder with its truth (the fields ``evaluate`` reads)."""
+
+    dataset: Any
+    truth: dict[str, Any]
+
+
+def _folder_instances(data: Path) -> list[Path]:
+    files = sorted(data.glob("full_leg_*.dcm"))
+    if not files:
+        raise FileNotFoundError(f"no full_leg_*.dcm in {str(data)!r}")
+    return files
+
+
+def _load(dcm: Path) -> _Stored:
+    import pydicom
+
+    return _Stored(pydicom.dcmread(dcm), json.loads(dcm.with_suffix(".json").read_text()))
+
+
+def evaluate(pred: FullLegPredictor, seeds: range | list[Path], max_rows: int,
+             oracle_roi: bool = False) -> dict[str, Any]:
     """Measure every hold-out image; return the per-value figures.
 
-    ``oracle_roi`` replaces the ROI stage by the true joint centres (a diagnostic only).
+    ``seeds`` is a range of generator seeds, or a list of ``full_leg_*.dcm`` files (each with
+    its ``.json``) to read instead. ``oracle_roi`` replaces the ROI stage by the true joint
+    centres (a diagnostic only).
     """
     values: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in KEYS}
     passed_vals: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in KEYS}
@@ -87,13 +115,13 @@ def evaluate(pred: FullLegPredictor, seeds: range, max_rows: int, oracle_roi: bo
     cpak_ok = cpak_n = borderline = 0
     totals, refused = [], []
     for s in seeds:
-        inst = make_full_leg_instance(s, max_rows=max_rows)
+        inst = _load(s) if isinstance(s, Path) else make_full_leg_instance(s, max_rows=max_rows)
         if oracle_roi:
             _oracle(pred, inst.truth)
         try:
             res = pred.measure(inst.dataset)
         except Exception as exc:  # noqa: BLE001 -- a refusal is a result here
-            refused.append({"seed": s, "error": f"{type(exc).__name__}: {exc}"})
+            refused.append({"seed": str(s), "error": f"{type(exc).__name__}: {exc}"})
             n_legs += 2
             continue
         totals.append(res.timings_ms["total"])
@@ -130,7 +158,10 @@ def evaluate(pred: FullLegPredictor, seeds: range, max_rows: int, oracle_roi: bo
         "cpak_accuracy": round(cpak_ok / cpak_n, 4) if cpak_n else None,
         "cpak_borderline_pct": round(100.0 * borderline / cpak_n, 2) if cpak_n else None,
         "measure_ms_median": round(float(np.median(totals)), 1) if totals else None,
-        "seeds": [seeds.start, seeds.stop], "max_rows": max_rows,
+        "seeds": [seeds.start, seeds.stop] if isinstance(seeds, range)
+        else [int(json.loads(p.with_suffix(".json").read_text())["seed"]) for p in seeds[:1]]
+        + [int(json.loads(p.with_suffix(".json").read_text())["seed"]) + 1 for p in seeds[-1:]],
+        "max_rows": max_rows,
     }
 
 
@@ -162,12 +193,15 @@ def to_markdown(r: dict[str, Any], command: str) -> str:
         "# Full-leg predictor, whole chain (ROI + joint landmarks + shafts + geometry)",
         "",
         "> Research use only, not a medical device. Synthetic hold-out images only "
-        "(`training.synth_leg`, seeds never trained on).",
+        + ("(`training.synth_leg`, seeds never trained on)." if "data" not in r else
+           f"read from `{r['data']}` (for an independent-renderer folder: never trained or "
+           "selected on)."),
         "",
         f"Command: `{command}`",
         "",
-        f"{r['n_images']} images ({r['n_legs']} legs; at most {r['max_rows']} rows), "
-        f"{r['n_measured']} legs measured, {r['n_pass']} passed quality, "
+        f"{r['n_images']} images ({r['n_legs']} legs"
+        + (f"; at most {r['max_rows']} rows), " if "data" not in r else "), ")
+        + f"{r['n_measured']} legs measured, {r['n_pass']} passed quality, "
         f"{len(r['refused'])} images refused; legs with a joint cut off: {r['legs_cut_off']}, "
         f"flagged: {r['legs_cut_off_flagged']}.",
         "",
@@ -213,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="diagnostic: true joint centres instead of the ROI stage")
     ap.add_argument("--roi-weights", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--data", type=Path, default=None,
+                    help="measure the full_leg_*.dcm + .json of this folder instead of seeds")
+    ap.add_argument("--name", default=None, help="file stem of the results (with --data)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.roi_weights is not None:
@@ -222,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
                                              landmark_sha256=SHIPPED_SHA256["full_leg_hourglass.pt"])
     else:
         pred = FullLegPredictor.from_default_weights()
-    r = evaluate(pred, range(a.seed, a.seed + a.n), a.max_rows, a.oracle_roi)
+    source: range | list[Path] = (range(a.seed, a.seed + a.n) if a.data is None
+                                  else _folder_instances(a.data))
+    r = evaluate(pred, source, a.max_rows, a.oracle_roi)
+    if a.data is not None:
+        r["data"] = str(a.data)
     r["oracle_roi"] = a.oracle_roi
     r["threads"] = a.threads
     r["model_version"] = pred.model_info.version
@@ -234,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     name = "full_leg_node_eval_oracle_roi" if a.oracle_roi else "full_leg_node_eval"
     if a.n == 0:
         name = "full_leg_node_latency"
+    if a.data is not None:
+        cmd = (f"python -m training.leg_node_evaluate --data {a.data} --threads {a.threads}"
+               f"{' --oracle-roi' if a.oracle_roi else ''} --out {a.out}"
+               f"{' --name ' + a.name if a.name else ''}")
+        name = a.name or name
     if a.out is not None:
         a.out.mkdir(parents=True, exist_ok=True)
         (a.out / f"{name}.json").write_text(json.dumps(r, indent=1) + "\n")
