@@ -5,8 +5,12 @@ A sample is one synthetic full-leg image of :mod:`training.synth_leg` rendered s
 bone bright in [0, 1], with the six joint centres (:data:`inference.leg.roi.ROI_JOINTS`) in
 its pixels. :func:`augment` cuts images so that joints leave them (top, bottom, one side, a
 knee-only or lower-leg field, as collimation or a short cassette would), makes some non-leg
-images (noise, blank, gradient), flips left-right (swapping the legs' channels), and changes
-the tone; the presence label of a joint follows from where its centre lies after the cut.
+images (noise, blank, gradient), flips left-right (swapping the legs' channels), widens the
+field with background margins, applies vendor-style processing
+(:class:`training.augment.AppearanceAugment`: detector blur, scatter veil, grid lines, shaped
+noise, multi-scale edge enhancement, random LUTs, markers) with probability ``appearance_p``,
+and changes the tone; the presence label of a joint follows from where its centre lies after
+the cut.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from inference.errors import ConfigError
 from inference.leg import landmarks as leg
 from inference.leg.roi import ROI_CENTRE, ROI_INPUT_HW, ROI_JOINTS, letterbox
 from inference.pixels import stored_to_image
+from training.augment import AppearanceAugment
 
 FloatArray = npt.NDArray[np.float64]
 #: A joint centre this far (mm) inside every edge is "present"; outside the image "missing";
@@ -136,9 +141,45 @@ class RoiBatchItem:
     coord_weight: FloatArray
 
 
+#: The vendor-style processing of the ROI stage's domain randomisation (whole image, small).
+ROI_APPEARANCE = AppearanceAugment(p=1.0, mtf_sigma=1.2, scatter=0.45, grid_amp=0.04,
+                                   noise_amp=0.05, enhance_gain=1.8, lut_p=0.7, marker_p=0.3)
+
+
+def _margins(img: npt.NDArray[np.float32], c: FloatArray, rng: np.random.Generator
+             ) -> tuple[npt.NDArray[np.float32], FloatArray]:
+    """Pad ``img`` with a noisy background (a wider field of view); shift the centres."""
+    rows, cols = img.shape
+    top, bottom = (int(v) for v in rng.integers(0, max(2, rows // 6), 2))
+    left, right = (int(v) for v in rng.integers(0, max(2, cols // 3), 2))
+    bg = float(np.percentile(img, 2.0))
+    out = np.full((rows + top + bottom, cols + left + right), bg, np.float32)
+    out += rng.normal(0.0, 0.01, out.shape).astype(np.float32)
+    out[top:top + rows, left:left + cols] = img
+    return out, c + np.array([left, top])
+
+
+def _appearance(img: npt.NDArray[np.float32], rng: np.random.Generator
+                ) -> npt.NDArray[np.float32]:
+    import torch
+
+    lo, hi = (float(v) for v in np.percentile(img, [0.5, 99.5]))
+    z = (img - lo) / max(hi - lo, 1e-6)
+    out = ROI_APPEARANCE(torch.from_numpy(np.ascontiguousarray(z, np.float32)), rng)
+    return out.numpy().astype(np.float32)
+
+
 def augment(s: RoiSample, rng: np.random.Generator, p_cut: float = 0.35, p_non_leg: float = 0.04,
-            size_hw: tuple[int, int] = ROI_INPUT_HW) -> RoiBatchItem:
-    """One randomly cut / flipped / toned training input of ``s``."""
+            size_hw: tuple[int, int] = ROI_INPUT_HW, appearance_p: float = 0.0,
+            margin_p: float = 0.0) -> RoiBatchItem:
+    """One randomly cut / flipped / processed / toned training input of ``s``.
+
+    ``appearance_p`` and ``margin_p`` are the probabilities of vendor-style processing
+    (:data:`ROI_APPEARANCE`) and of background margins (0 keeps the original augmentation).
+    """
+    for name, v in (("appearance_p", appearance_p), ("margin_p", margin_p)):
+        if not 0.0 <= v <= 1.0:
+            raise ConfigError(f"{name} must be in [0, 1], got {v!r}")
     if rng.uniform() < p_non_leg:
         lb = letterbox(_non_leg(rng), size_hw)
         z = np.zeros(len(ROI_JOINTS))
@@ -151,6 +192,10 @@ def augment(s: RoiSample, rng: np.random.Generator, p_cut: float = 0.35, p_non_l
         c[:, 0] = img.shape[1] - 1 - c[:, 0]
         perm = [3, 4, 5, 0, 1, 2]
         c, label, lw, cw = c[perm], label[perm], lw[perm], cw[perm]
+    if margin_p > 0 and rng.uniform() < margin_p:
+        img, c = _margins(np.asarray(img, np.float32), c, rng)
+    if appearance_p > 0 and rng.uniform() < appearance_p:
+        img = _appearance(np.asarray(img, np.float32), rng)
     img = np.clip(img, 0, 1) ** np.float32(rng.uniform(0.7, 1.4))
     lb = letterbox(img, size_hw)
     t = lb.to_input(np.nan_to_num(c))

@@ -80,6 +80,19 @@ def _samples(d: dict[str, Any], base: int, n: int, nv: int, mr: tuple[int, ...]
     return train, val
 
 
+def _warm_start(net: torch.nn.Module, path: Path) -> str:
+    """Load the network weights of a saved :class:`RoiDetector` (same shape); return SHA-256."""
+    if not path.is_file():
+        raise ConfigError(f"init: {str(path)!r} does not exist")
+    raw = path.read_bytes()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    sd = state.get("state_dict", state.get("network", state)) if isinstance(state, dict) else None
+    if not isinstance(sd, dict):
+        raise ConfigError(f"init: {str(path)!r} holds no state dict")
+    net.load_state_dict(sd)
+    return hashlib.sha256(raw).hexdigest()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -103,12 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rendered {len(train)} + {len(val)} images in {time.time() - t0:.0f} s")
         return 0
     vrng = np.random.default_rng(7)
-    val_items = [augment(s, vrng, float(d["p_cut"]), float(d["p_non_leg"])) for s in val for _ in
-                 range(2)]
+    ap, mp = float(d.get("appearance_p", 0.0)), float(d.get("margin_p", 0.0))
+    val_items = [augment(s, vrng, float(d["p_cut"]), float(d["p_non_leg"]), appearance_p=ap,
+                         margin_p=mp) for s in val for _ in range(2)]
     vb = _batch(val_items)
     render_s = time.time() - t0
     print(f"rendered {len(train)} + {len(val)} images in {render_s:.0f} s", flush=True)
     net = build_roi_network(**cfg["network"])
+    init_sha = None
+    if cfg.get("init"):
+        init_sha = _warm_start(net, Path(cfg["init"]))
+        print(f"warm start from {cfg['init']} (SHA-256 {init_sha[:12]})", flush=True)
     hw = (int(cfg["input_hw"][0]), int(cfg["input_hw"][1]))
     opt = torch.optim.Adam(net.parameters(), lr=float(st["lr"]))
     steps, bs = int(st["steps"]), int(st["batch_size"])
@@ -127,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         idx = rng.integers(0, len(train), bs)
-        b = _batch([augment(train[int(i)], rng, float(d["p_cut"]), float(d["p_non_leg"]), hw)
-                    for i in idx])
+        b = _batch([augment(train[int(i)], rng, float(d["p_cut"]), float(d["p_non_leg"]), hw,
+                            appearance_p=ap, margin_p=mp) for i in idx])
         net.train()
         loss = roi_loss(net(b["image"]), b, st)
         opt.zero_grad()
@@ -160,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.save(det.state({"training": {"config": str(a.config), "steps": step,
                                        "minutes": (time.time() - t1) / 60.0,
                                        "render_seconds": render_s,
+                                       "init_sha256": init_sha,
                                        "seeds": [base, base + n + nv]}}), a.out / "model.pt")
     sha = hashlib.sha256((a.out / "model.pt").read_bytes()).hexdigest()
     (a.out / "history.json").write_text(json.dumps(history, indent=1))
