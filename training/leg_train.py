@@ -9,7 +9,9 @@ The config (``training/configs/<method>_leg.yaml``) has ``kind: full-leg`` and::
     stage: {batch_size, steps, max_minutes, lr, lr_min, log_every, val_every}
 
 Crops come from :mod:`training.leg_data` (six per study seed); augmentation is a random
-gamma and contrast change. Adam, cosine learning rate over the step or time budget
+gamma and contrast change and, with probability ``data.appearance_p`` per crop, vendor-style
+processing (:class:`training.augment.AppearanceAugment`: detector blur, scatter veil, grid
+lines, shaped noise, multi-scale edge enhancement, random LUTs, markers). Adam, cosine learning rate over the step or time budget
 (whichever ends first). Writes ``OUT/model.pt`` (:meth:`LegLandmarkMethod.save`) and
 ``OUT/record.json`` (loss curve, validation error in mm, timings, SHA-256).
 """
@@ -32,6 +34,7 @@ import yaml
 from inference.errors import ConfigError
 from inference.leg_models import build_method, load_method
 from inference.leg_models.base import LegLandmarkMethod, joint_channels
+from training.augment import AppearanceAugment
 from training.leg_data import JOINTS, CropSet, cached_crops, mirrored
 
 log = logging.getLogger("knee_node.leg_train")
@@ -46,6 +49,11 @@ class LegData:
     val_studies: int = 10
     jitter_mm: float = 15.0
     cache: str = "runs/leg_cache.npz"
+    appearance_p: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.appearance_p <= 1.0:
+            raise ConfigError(f"data.appearance_p must be in [0, 1], got {self.appearance_p!r}")
 
 
 @dataclass(frozen=True)
@@ -119,8 +127,18 @@ def is_leg_config(path: str | Path) -> bool:
     return isinstance(raw, dict) and raw.get("kind") == "full-leg"
 
 
-def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+#: Domain randomisation of the crops (see the module docstring).
+CROP_APPEARANCE = AppearanceAugment(p=1.0)
+
+
+def _augment(x: torch.Tensor, rng: np.random.Generator, appearance_p: float = 0.0
+             ) -> torch.Tensor:
     b = x.shape[0]
+    if appearance_p > 0:
+        x = x.clone()
+        for i in range(b):
+            if rng.random() < appearance_p:
+                x[i, 0] = CROP_APPEARANCE(x[i, 0], rng)
     gamma = torch.from_numpy(np.exp(rng.uniform(-0.4, 0.4, b)).astype(np.float32))
     gain = torch.from_numpy(rng.uniform(0.8, 1.2, b).astype(np.float32))
     out = x.clamp(0, 1) ** gamma.view(b, 1, 1, 1) * gain.view(b, 1, 1, 1)
@@ -226,7 +244,7 @@ def train(cfg: LegTrainConfig, out_dir: str | Path, crops: CropSet | None = None
         idx = rng.integers(0, len(crops), st.batch_size)
         x, target, mask = _batch(crops, idx, cfg.input_size)
         method.net.train()
-        loss = method.loss(method.forward(_augment(x, rng)), target, mask)
+        loss = method.loss(method.forward(_augment(x, rng, d.appearance_p)), target, mask)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -249,7 +267,7 @@ def train(cfg: LegTrainConfig, out_dir: str | Path, crops: CropSet | None = None
               "train_minutes": round(train_min, 2), "data_seconds": round(t_data, 1),
               "n_train_crops": len(crops), "loss": losses, "val_median_mm": vals,
               "seed": cfg.seed, "input_size": cfg.input_size, "options": cfg.options,
-              "init": cfg.init, "init_sha256": init_sha,
+              "init": cfg.init, "init_sha256": init_sha, "appearance_p": d.appearance_p,
               "sha256": sha, "weights": str(out / "model.pt"),
               "weights_bytes": (out / "model.pt").stat().st_size}
     (out / "record.json").write_text(json.dumps(record, indent=1))
