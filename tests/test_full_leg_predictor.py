@@ -166,3 +166,43 @@ def test_constructor_names_bad_arguments(predictor: FullLegPredictor) -> None:
         FullLegPredictor(predictor.roi, predictor.method, predictor.model_info, passes=0)
     with pytest.raises(FullLegPredictorError, match="roi"):
         FullLegPredictor("roi", predictor.method, predictor.model_info)  # type: ignore[arg-type]
+
+
+def test_shift_test_finds_landmarks_read_from_the_image(result: FullLegResult) -> None:
+    for lg in result.legs:
+        assert set(lg.shift_mm) == {"hip", "knee", "ankle"}
+        assert all(0 <= v < 2.0 for v in lg.shift_mm.values()), lg.shift_mm
+        assert not any("not read from the image" in r for r in lg.flag_reasons)
+
+
+def test_landmarks_that_follow_the_crop_are_flagged(predictor: FullLegPredictor,
+                                                    instance: object) -> None:
+    from types import SimpleNamespace
+
+    from inference.leg_models import JOINT_LANDMARKS
+
+    prior = copy.copy(predictor.method)
+    size = prior.input_size
+    rng = np.random.default_rng(0)
+
+    def postprocess(raw: object, joint: str, side: str, index: int = 0) -> SimpleNamespace:
+        n = len(JOINT_LANDMARKS[joint])  # the mean shape: the same crop points whatever the image
+        return SimpleNamespace(points=np.full((n, 2), size / 2.0) + rng.normal(0, 0.01, (n, 2)))
+
+    prior.postprocess = postprocess  # type: ignore[method-assign]
+    fake = FullLegPredictor(predictor.roi, prior, predictor.model_info)
+    res = fake.measure(instance.dataset)  # type: ignore[attr-defined]
+    for lg in res.legs:
+        # both shifted crops moved 8 mm on each axis, so the points moved 2 * 8 * sqrt(2) mm
+        assert all(abs(v - 16.0 * np.sqrt(2.0)) < 0.5 for v in lg.shift_mm.values()), lg.shift_mm
+        assert lg.quality == "flag"
+        assert sum("not read from the image" in r for r in lg.flag_reasons) == 3
+
+
+def test_shift_test_limits_are_checked() -> None:
+    from inference.leg.predictor import QualityLimits
+
+    with pytest.raises(FullLegPredictorError, match="shift_test_mm"):
+        QualityLimits(shift_test_mm=-1.0)
+    with pytest.raises(FullLegPredictorError, match="shift_consistency_mm"):
+        QualityLimits(shift_consistency_mm=0.0)

@@ -114,6 +114,7 @@ def evaluate(pred: FullLegPredictor, seeds: range | list[Path], max_rows: int,
     n_legs = n_measured = n_pass = n_cut = n_cut_flagged = 0
     cpak_ok = cpak_n = borderline = 0
     totals, refused = [], []
+    per_leg: list[dict[str, Any]] = []
     for s in seeds:
         inst = _load(s) if isinstance(s, Path) else make_full_leg_instance(s, max_rows=max_rows)
         if oracle_roi:
@@ -145,6 +146,12 @@ def evaluate(pred: FullLegPredictor, seeds: range | list[Path], max_rows: int,
                 if lg.quality == "pass":
                     passed_vals[k][0].append(p)
                     passed_vals[k][1].append(t)
+            per_leg.append({
+                "source": str(s), "side": lg.side, "quality": lg.quality,
+                "reasons": list(lg.flag_reasons), "shift_mm": dict(lg.shift_mm),
+                "error": {k: round(float(lg.measurements[tk]) - float(lt["measurements"][tk])
+                                   * (mag if k == "MAD" else 1.0), 4)
+                          for k, tk in KEYS.items()}})
             if lg.cpak is not None:
                 cpak_n += 1
                 cpak_ok += lg.cpak.cls == int(lt["cpak_class"])
@@ -158,10 +165,48 @@ def evaluate(pred: FullLegPredictor, seeds: range | list[Path], max_rows: int,
         "cpak_accuracy": round(cpak_ok / cpak_n, 4) if cpak_n else None,
         "cpak_borderline_pct": round(100.0 * borderline / cpak_n, 2) if cpak_n else None,
         "measure_ms_median": round(float(np.median(totals)), 1) if totals else None,
+        "quality_control": quality_control(per_leg),
+        "legs": per_leg,
         "seeds": [seeds.start, seeds.stop] if isinstance(seeds, range)
         else [int(json.loads(p.with_suffix(".json").read_text())["seed"]) for p in seeds[:1]]
         + [int(json.loads(p.with_suffix(".json").read_text())["seed"]) + 1 for p in seeds[-1:]],
         "max_rows": max_rows,
+    }
+
+
+def _auroc(score: list[float], positive: list[bool]) -> float | None:
+    """Probability that a random positive scores above a random negative (ties half)."""
+    pos = [a for a, b in zip(score, positive, strict=True) if b]
+    neg = [a for a, b in zip(score, positive, strict=True) if not b]
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return round(wins / (len(pos) * len(neg)), 4)
+
+
+def quality_control(per_leg: list[dict[str, Any]], bad_deg: float = 1.5) -> dict[str, Any]:
+    """Does the verdict mean something? Flag rate, bad legs passed, the shift test's AUROC.
+
+    A leg is "bad" when its HKA error exceeds ``bad_deg``; the score of the crop-shift test is
+    the largest joint shift of the leg.
+    """
+    if not per_leg:
+        return {}
+    bad = [abs(r["error"]["HKA"]) > bad_deg for r in per_leg]
+    passed = [r["quality"] == "pass" for r in per_leg]
+    shift = [max(r["shift_mm"].values()) if r["shift_mm"] else float("nan") for r in per_leg]
+    ok = [np.isfinite(v) for v in shift]
+    return {
+        "n_measured": len(per_leg),
+        "flagged_pct": round(100.0 * (len(per_leg) - sum(passed)) / len(per_leg), 2),
+        "bad_legs": int(sum(bad)),
+        "bad_legs_passed": int(sum(b and p for b, p in zip(bad, passed, strict=True))),
+        "good_legs_flagged": int(sum((not b) and (not p) for b, p in zip(bad, passed,
+                                                                           strict=True))),
+        "shift_mm_median": round(float(np.nanmedian(shift)), 3) if any(ok) else None,
+        "shift_mm_p99": round(float(np.nanpercentile(shift, 99)), 3) if any(ok) else None,
+        "shift_auroc_hka_over_1_5": _auroc([v for v, o in zip(shift, ok, strict=True) if o],
+                                           [b for b, o in zip(bad, ok, strict=True) if o]),
     }
 
 
@@ -178,6 +223,16 @@ def latency(pred: FullLegPredictor, seed: int, repeats: int = 3) -> dict[str, An
             "seconds_median": round(float(np.median(times)), 3),
             "seconds_all": [round(t, 3) for t in times], "timings_ms_last": parts[-1],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def _qc_line(q: dict[str, Any]) -> str:
+    if not q:
+        return "Quality control: no leg measured."
+    return (f"Quality control (a leg is bad when its HKA error > 1.5 deg): {q['flagged_pct']} % of "
+            f"{q['n_measured']} measured legs flagged; {q['bad_legs']} bad legs, "
+            f"{q['bad_legs_passed']} of them passed; {q['good_legs_flagged']} good legs flagged. "
+            f"Crop-shift test (largest joint shift per leg): median {q['shift_mm_median']} mm, "
+            f"P99 {q['shift_mm_p99']} mm, AUROC for a bad leg {q['shift_auroc_hka_over_1_5']}.")
 
 
 def to_markdown(r: dict[str, Any], command: str) -> str:
@@ -221,6 +276,8 @@ def to_markdown(r: dict[str, Any], command: str) -> str:
         "",
         "MAD is compared at the detector scale (truth x magnification): the header carries no "
         "magnification.",
+        "",
+        _qc_line(r.get("quality_control") or {}),
     ]
     if "latency" in r:
         la = r["latency"]
@@ -285,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         (a.out / f"{name}.json").write_text(json.dumps(r, indent=1) + "\n")
         (a.out / f"{name}.md").write_text(to_markdown(r, cmd))
         print(to_markdown(r, cmd))
-    print(json.dumps(r))
+    print(json.dumps({k: v for k, v in r.items() if k != "legs"}))
     return 0
 
 

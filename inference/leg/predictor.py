@@ -95,8 +95,19 @@ class QualityLimits:
     recentre_mm: float = 20.0
     #: CPAK borderline margin (deg): a value within it of a threshold is borderline.
     cpak_margin_deg: float = 1.0
+    #: Crop-shift test: each joint's crop is moved this far (mm, both axes, both ways) and
+    #: predicted again; 0 switches the test off.
+    shift_test_mm: float = 8.0
+    #: A joint whose landmarks move (median over them, mm) more than this when the crop
+    #: moves is flagged: the points follow the crop, not the image.
+    shift_consistency_mm: float = 2.0
 
     def __post_init__(self) -> None:
+        if not self.shift_test_mm >= 0:
+            raise FullLegPredictorError(f"shift_test_mm must be >= 0, got {self.shift_test_mm!r}")
+        if not self.shift_consistency_mm > 0:
+            raise FullLegPredictorError(
+                f"shift_consistency_mm must be > 0, got {self.shift_consistency_mm!r}")
         if not self.cpak_margin_deg >= 0:
             raise FullLegPredictorError(
                 f"cpak_margin_deg must be >= 0, got {self.cpak_margin_deg!r}")
@@ -138,6 +149,9 @@ class LegResult:
         Why it is flagged.
     joint_probability
         ROI presence probability per joint.
+    shift_mm
+        Per joint, how far (median over its landmarks, mm) the landmarks moved when its crop
+        was moved by :attr:`QualityLimits.shift_test_mm` (empty when the test is off).
     """
 
     side: str
@@ -150,6 +164,7 @@ class LegResult:
     flag_reasons: tuple[str, ...]
     joint_probability: dict[str, float]
     mm_per_px: float
+    shift_mm: dict[str, float] = field(default_factory=dict)
 
     @property
     def measured(self) -> bool:
@@ -431,16 +446,44 @@ class FullLegPredictor:
                                                   y0 + p.points[:, 1] * side_px / size])
         return out
 
+    def shift_test(self, image: npt.NDArray[np.float32],
+                   found: dict[tuple[str, str], FloatArray],
+                   mm_per_px: float) -> dict[tuple[str, str], float]:
+        """How far each joint's landmarks follow its crop when the crop moves.
+
+        Each crop is centred on the joint's landmarks, moved by ``+s`` and ``-s`` mm
+        (:attr:`QualityLimits.shift_test_mm`, along both image axes) and predicted again. A
+        network that reads the image puts the landmarks where they were; one that falls back
+        on its prior moves them with the crop. Returns, per joint, the median over its
+        landmarks of the distance between the two shifted predictions, in mm (empty when the
+        test is off).
+        """
+        s_mm = self.limits.shift_test_mm
+        if s_mm <= 0 or not found:
+            return {}
+        centres = {}
+        for key, pts in found.items():
+            names = JOINT_LANDMARKS[key[1]]
+            cn = CENTRE_OF[key[1]]
+            centres[key] = pts[names.index(cn)] if cn in names else pts.mean(0)
+        step = np.array([s_mm, s_mm]) / mm_per_px
+        plus = self._crops(image, {k: c + step for k, c in centres.items()}, mm_per_px)
+        minus = self._crops(image, {k: c - step for k, c in centres.items()}, mm_per_px)
+        return {k: float(np.median(np.hypot(*(plus[k] - minus[k]).T))) * mm_per_px
+                for k in centres}
+
     def predict(self, px: RadiographPixels
                 ) -> tuple[RoiResult, dict[str, FloatArray], dict[str, list[str]], float, str,
-                           dict[str, float]]:
+                           dict[str, float], dict[str, dict[str, float]]]:
         """ROI -> joint crops -> landmarks -> shaft points.
 
         Returns
         -------
-        roi, landmarks, notes, mm_per_px, scale_source, timings_ms
+        roi, landmarks, notes, mm_per_px, scale_source, timings_ms, shift_mm
             ``landmarks`` per side ``(50, 2)`` stored px (NaN where not found); ``notes`` per
-            side the flag reasons the prediction found (missing joints, re-centring).
+            side the flag reasons the prediction found (missing joints, re-centring, landmarks
+            that follow a moved crop); ``shift_mm`` per side and joint the result of
+            :meth:`shift_test`.
 
         Raises
         ------
@@ -496,6 +539,12 @@ class FullLegPredictor:
             d = float(np.hypot(*(c - roi.get(*key).centre))) * mm_per_px
             if d > self.limits.recentre_mm:
                 notes[key[0]].append(f"{key[1]} landmarks {d:.0f} mm from the ROI centre")
+        shift: dict[str, dict[str, float]] = {"R": {}, "L": {}}
+        for (side, joint), d in self.shift_test(image, found, mm_per_px).items():
+            shift[side][joint] = round(d, 3)
+            if d > self.limits.shift_consistency_mm:
+                notes[side].append(f"{joint} landmarks move {d:.1f} mm when the crop moves "
+                                   f"{self.limits.shift_test_mm:g} mm: not read from the image")
         t2 = time.perf_counter()
         out: dict[str, FloatArray] = {}
         for side in ("R", "L"):
@@ -511,7 +560,7 @@ class FullLegPredictor:
         t3 = time.perf_counter()
         timings = {"roi": 1000 * (t1 - t0), "landmarks": 1000 * (t2 - t1),
                    "shafts": 1000 * (t3 - t2)}
-        return roi, out, notes, mm_per_px, scale_src, timings
+        return roi, out, notes, mm_per_px, scale_src, timings, shift
 
     def _measure_leg(self, pts: FloatArray, mm_per_px: float, side: str) -> tuple[
             dict[str, float], list[str]]:
@@ -571,7 +620,8 @@ class FullLegPredictor:
 
     def postprocess(self, px: RadiographPixels, roi: RoiResult, landmarks: dict[str, FloatArray],
                     notes: dict[str, list[str]], mm_per_px: float, scale_source: str,
-                    timings_ms: dict[str, float]) -> FullLegResult:
+                    timings_ms: dict[str, float],
+                    shift_mm: dict[str, dict[str, float]] | None = None) -> FullLegResult:
         """Geometry, CPAK and quality per leg -> :class:`FullLegResult`."""
         legs = []
         for side in ("R", "L"):
@@ -605,7 +655,7 @@ class FullLegPredictor:
                 quality="flag" if hard else "pass", flag_reasons=tuple(reasons),
                 joint_probability={h.joint: round(h.probability, 4) for h in roi.joints
                                    if h.side == side},
-                mm_per_px=mm_per_px))
+                mm_per_px=mm_per_px, shift_mm=dict((shift_mm or {}).get(side, {}))))
         return FullLegResult(tuple(legs), (int(px.image.shape[0]), int(px.image.shape[1])),
                              px.pixel_spacing_mm, px.spacing_source, self.model_info, roi,
                              {k: round(v, 1) for k, v in timings_ms.items()})
@@ -615,8 +665,8 @@ class FullLegPredictor:
         """Measure a decoded radiograph (see :meth:`measure`)."""
         t0 = time.perf_counter()
         self.check_image(px.image, px.pixel_spacing_mm)
-        roi, pts, notes, mmpp, src, timings = self.predict(px)
-        res = self.postprocess(px, roi, pts, notes, mmpp, src, timings)
+        roi, pts, notes, mmpp, src, timings, shift = self.predict(px)
+        res = self.postprocess(px, roi, pts, notes, mmpp, src, timings, shift)
         res.timings_ms["total"] = round(1000 * (time.perf_counter() - t0), 1)
         return res
 
@@ -632,8 +682,8 @@ class FullLegPredictor:
         t0 = time.perf_counter()
         px = self.preprocess(ds)
         t1 = time.perf_counter()
-        roi, pts, notes, mmpp, src, timings = self.predict(px)
-        res = self.postprocess(px, roi, pts, notes, mmpp, src, timings)
+        roi, pts, notes, mmpp, src, timings, shift = self.predict(px)
+        res = self.postprocess(px, roi, pts, notes, mmpp, src, timings, shift)
         res.timings_ms["read"] = round(1000 * (t1 - t0), 1)
         res.timings_ms["total"] = round(1000 * (time.perf_counter() - t0), 1)
         return res
