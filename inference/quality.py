@@ -48,9 +48,11 @@ class QualityThresholds:
     min_confidence: float = 0.5
     min_side_certainty: float = 0.5
     #: Least edge contrast (normalised intensity, :mod:`inference.shaft_evidence`) of each
-    #: shaft cortex line at its axis points.  Chosen on our generator's images only
-    #: (``python -m training.collimation --seed 975000000``, ``docs/robustness.md``).
-    min_shaft_contrast: float = 0.006
+    #: shaft cortex line at its axis points.  Chosen on our generator's images only: 0.021
+    #: by :func:`training.collimation.suggested_threshold` on 40 knees, 120 images
+    #: (``python -m training.collimation --seed 975000000 --count 40``; uncut >= 0.157,
+    #: 95 % of cut <= 0.0029; ``docs/robustness.md``), rounded to 0.02.
+    min_shaft_contrast: float = 0.02
 
 
 @dataclass(frozen=True)
