@@ -22,12 +22,11 @@ pass/flag verdict with reasons:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-
-from collections.abc import Mapping
 
 from inference import landmarks as lm
 from inference.alignment import lateral_direction

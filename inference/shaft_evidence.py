@@ -49,7 +49,10 @@ BONE_OF_LINE: dict[str, str] = {name: name.split()[0] for name in SHAFT_LINES}
 def point_contrast(image: npt.NDArray[np.floating], p: npt.NDArray[np.float64],
                    normal: npt.NDArray[np.float64], along: npt.NDArray[np.float64],
                    w: float) -> float:
-    """Median inner-minus-outer step of the 9 profiles across the cortex at ``p`` (0 off the image)."""
+    """Median inner-minus-outer step of the 9 profiles across the cortex at ``p``.
+
+    0 when the profiles leave the image.
+    """
     sampled = sample_profiles(image, p, normal, along, w)
     if sampled is None:
         return 0.0
