@@ -55,10 +55,30 @@ _AXES = (
 )
 
 
-def _edge_offset(image: npt.NDArray[np.floating], p: npt.NDArray[np.float64],
-                 normal: npt.NDArray[np.float64], along: npt.NDArray[np.float64],
-                 w: float) -> float | None:
-    """Signed shift (px, along ``normal``) of the outer edge nearest ``p``, or None."""
+def sample_profiles(image: npt.NDArray[np.floating], p: npt.NDArray[np.float64],
+                    normal: npt.NDArray[np.float64], along: npt.NDArray[np.float64],
+                    w: float) -> tuple[npt.NDArray[np.float64],
+                                       npt.NDArray[np.float32]] | None:
+    """Profiles of ``image`` normal to the cortex at ``p``, over a short stretch of cortex.
+
+    Parameters
+    ----------
+    image
+        ``(rows, cols)`` image, bone bright.
+    p
+        The cortex point (x = column, y = row).
+    normal, along
+        Unit vectors: outward normal to the cortex and along the shaft.
+    w
+        Plateau width (px): the profile runs ``max(SEARCH_HALF * w, 4)`` px either side
+        of ``p``; the 9 profiles are spread ``ALONG_HALF * w`` px either side along it.
+
+    Returns
+    -------
+    tuple or None
+        ``t`` (offsets along ``normal``, px, step 0.25) and the ``(9, len(t))`` samples;
+        None when the profiles leave the image.
+    """
     half = max(SEARCH_HALF * w, 4.0)
     t = np.arange(-half, half + 0.25, 0.25)
     s = np.linspace(-ALONG_HALF * w, ALONG_HALF * w, 9)
@@ -69,6 +89,42 @@ def _edge_offset(image: npt.NDArray[np.floating], p: npt.NDArray[np.float64],
         return None
     vals = ndimage.map_coordinates(image, [pts[..., 1].ravel(), pts[..., 0].ravel()],
                                    order=1, mode="nearest").reshape(pts.shape[:2])
+    return t, vals
+
+
+def shaft_normals(landmarks: npt.NDArray[np.float64]) -> dict[int, tuple[
+        npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+    """Outward normal and along-shaft unit vectors of the eight shaft cortex points.
+
+    The shaft's axis is the line through its two pair mid-points; the normal points from
+    the axis towards the point.  A bone whose mid-points coincide is left out.
+    """
+    out: dict[int, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+    for a, b in _AXES:
+        ma = 0.5 * (landmarks[a.medial] + landmarks[a.lateral])
+        mb = 0.5 * (landmarks[b.medial] + landmarks[b.lateral])
+        d = mb - ma
+        n = float(np.linalg.norm(d))
+        if n < 1e-6:
+            continue
+        along = d / n
+        for pair, mid in ((a, ma), (b, mb)):
+            for i in (pair.medial, pair.lateral):
+                normal = np.array([-along[1], along[0]])
+                if np.dot(landmarks[i] - mid, normal) < 0:
+                    normal = -normal
+                out[i] = (normal, along)
+    return out
+
+
+def _edge_offset(image: npt.NDArray[np.floating], p: npt.NDArray[np.float64],
+                 normal: npt.NDArray[np.float64], along: npt.NDArray[np.float64],
+                 w: float) -> float | None:
+    """Signed shift (px, along ``normal``) of the outer edge nearest ``p``, or None."""
+    sampled = sample_profiles(image, p, normal, along, w)
+    if sampled is None:
+        return None
+    t, vals = sampled
     prof = ndimage.gaussian_filter1d(vals.mean(axis=0).astype(np.float64), 4.0)
     g = -np.gradient(prof)  # outward fall of brightness is positive
     noise = 1.4826 * float(np.median(np.abs(g - np.median(g)))) + 1e-6
@@ -102,20 +158,8 @@ def refine_shaft_points(image: npt.NDArray[np.floating],
     if not np.isfinite(w) or w < 8:
         return pts
     src = pts.copy()
-    for a, b in _AXES:
-        ma = 0.5 * (src[a.medial] + src[a.lateral])
-        mb = 0.5 * (src[b.medial] + src[b.lateral])
-        d = mb - ma
-        n = float(np.linalg.norm(d))
-        if n < 1e-6:
-            continue
-        along = d / n
-        for pair, mid in ((a, ma), (b, mb)):
-            for i in (pair.medial, pair.lateral):
-                normal = np.array([-along[1], along[0]])
-                if np.dot(src[i] - mid, normal) < 0:
-                    normal = -normal
-                off = _edge_offset(img, src[i], normal, along, w)
-                if off is not None:
-                    pts[i] = src[i] + off * normal
+    for i, (normal, along) in shaft_normals(src).items():
+        off = _edge_offset(img, src[i], normal, along, w)
+        if off is not None:
+            pts[i] = src[i] + off * normal
     return pts

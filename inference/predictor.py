@@ -11,7 +11,8 @@ A plain class with three steps and no queue:
    mirrored into left ones), then once more in the patch its own corners define
    (refinement); landmarks are mapped back to source pixels.
 3. :meth:`KneePredictor.postprocess` -- phase, laterality, quality control
-   (:mod:`inference.quality`) and the measurement records.
+   (:mod:`inference.quality`, including whether the shafts the axes run on are in the
+   image, :mod:`inference.shaft_evidence`) and the measurement records.
 
 When no knee is found the predictor still returns **one flagged measurement** holding its
 best guess, so the node can always send a report that says "flagged" and why.
@@ -41,6 +42,7 @@ from inference.measurement import KneeMeasurement, ModelInfo
 from inference.networks import HourglassConfig, HourglassNet, PhaseConfig, PhaseNet
 from inference.pixels import RadiographPixels, normalize_intensity, read_radiograph
 from inference.quality import QualityThresholds, assess
+from inference.shaft_evidence import shaft_contrast
 from inference.uncertainty import assess_angles
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -113,6 +115,9 @@ class KneeCandidate:
     #: ``landmarks`` with the shaft cortex points moved onto the image's edges
     #: (:func:`inference.edges.refine_shaft_points`), or None.
     refined_landmarks: npt.NDArray[np.float64] | None = None
+    #: Edge contrast of the four shaft cortex lines at the points quality control is run on
+    #: (:func:`inference.shaft_evidence.shaft_contrast`), or None (check skipped).
+    shaft_contrast: dict[str, float] | None = None
 
 
 class KneePredictor:
@@ -352,13 +357,15 @@ class KneePredictor:
         post = float(logits[0])
         if self.phase_net is not None:  # the dedicated phase classifier, on the final patch
             post = float(torch.sigmoid(self.phase_net(_model_input(patch).to(self.device))[0]))
+        refined = (None if self.edge_refinement is EdgeRefinement.OFF
+                   else refine_shaft_points(image.numpy(), pts))
+        checked = refined if self.edge_refinement is EdgeRefinement.USE else pts
         return KneeCandidate(
             landmarks=pts, spread_pct=spread, post_probability=post,
             frame_probability=float(logits[1]), knee_probability=hit.knee_probability,
             laterality=frame.laterality, view=hit.view, side_certainty=side_certainty,
-            frame_landmarks=stack,
-            refined_landmarks=(None if self.edge_refinement is EdgeRefinement.OFF
-                               else refine_shaft_points(image.numpy(), pts)),
+            frame_landmarks=stack, refined_landmarks=refined,
+            shaft_contrast=shaft_contrast(image.numpy(), checked),
         )
 
     @torch.no_grad()
@@ -439,6 +446,7 @@ class KneePredictor:
                 header_laterality=hint,
                 image_shape=image_shape,
                 side_certainty=c.side_certainty,
+                shaft_contrast=c.shaft_contrast,
                 thresholds=self.thresholds,
             )
             frames = None if c.frame_landmarks is None else c.frame_landmarks[:, :n]

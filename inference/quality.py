@@ -12,12 +12,17 @@ pass/flag verdict with reasons:
   pairs in medial/lateral order, the fibular head lateral to the tibia, femoral and
   tibial outlines that do not cross themselves;
 * **laterality** -- how sure the global search is which plateau corner is lateral, and the
-  header's Image Laterality against the side the fibular head is on.
+  header's Image Laterality against the side the fibular head is on;
+* **shaft visibility** -- the edge contrast the image shows across the four shaft cortex
+  lines at the predicted axis points (:mod:`inference.shaft_evidence`): a shaft cut off
+  by the collimation or the image edge gives the problem ``shaft_not_visible`` instead of
+  an axis filled in from what the network expects.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +30,10 @@ import numpy.typing as npt
 
 from inference import landmarks as lm
 from inference.alignment import lateral_direction
+from inference.shaft_evidence import hidden_bones
+
+#: Name of the problem raised when a shaft the axis needs is not in the image.
+SHAFT_NOT_VISIBLE = "shaft_not_visible"
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,12 @@ class QualityThresholds:
     plateau_mm: tuple[float, float] = (45.0, 110.0)
     min_confidence: float = 0.5
     min_side_certainty: float = 0.5
+    #: Least edge contrast (normalised intensity, :mod:`inference.shaft_evidence`) of each
+    #: shaft cortex line at its axis points.  Chosen on our generator's images only: 0.021
+    #: by :func:`training.collimation.suggested_threshold` on 40 knees, 120 images
+    #: (``python -m training.collimation --seed 975000000 --count 40``; uncut >= 0.157,
+    #: 95 % of cut <= 0.0029; ``docs/robustness.md``), rounded to 0.02.
+    min_shaft_contrast: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -120,14 +135,20 @@ def assess(
     header_laterality: str | None,
     image_shape: tuple[int, int],
     side_certainty: float = 1.0,
+    shaft_contrast: Mapping[str, float] | None = None,
     thresholds: QualityThresholds = QualityThresholds(),
 ) -> QualityReport:
     """Combine the evidence into a confidence and a verdict.
 
     Confidence is ``p_knee * p_frame * s`` where ``s = exp(-max(0, spread - 0.75 T) / (0.25 T))``
     falls from 1 once the median spread passes 3/4 of its limit ``T``; shape and
-    laterality problems halve it.  The verdict is "flag" when any check fails or the
-    confidence is below ``min_confidence``.
+    laterality problems halve it.  A shaft that is not visible (a cortex line's
+    ``shaft_contrast`` below ``min_shaft_contrast`` ``C``) multiplies it by
+    ``0.5 * c / C`` for the lowest such contrast ``c`` (0 when ``c <= 0``).  The verdict is
+    "flag" when any check fails or the confidence is below ``min_confidence``.
+
+    ``shaft_contrast`` is :func:`inference.shaft_evidence.shaft_contrast` of the image;
+    None skips the shaft check.
     """
     t = thresholds
     reasons: list[str] = []
@@ -156,11 +177,19 @@ def assess(
             f"header Image Laterality {header_laterality} disagrees with the image "
             f"(fibular head side says {image_laterality}); the image's laterality was used"
         )
+    hidden = {} if shaft_contrast is None else hidden_bones(shaft_contrast,
+                                                             t.min_shaft_contrast)
+    for bone, c in sorted(hidden.items()):
+        reasons.append(f"{SHAFT_NOT_VISIBLE}: {bone} shaft (cortex contrast {c:.4f} < "
+                       f"{t.min_shaft_contrast:.4f}; cut off by the collimation or the image "
+                       f"edge?), its axis is not measured from the image")
     knee_ = 0.75 * t.max_median_spread_pct
     s = math.exp(-max(0.0, median_spread_pct - knee_) / (t.max_median_spread_pct - knee_))
     confidence = float(np.clip(knee_probability * frame_probability * s, 0.0, 1.0))
     if shape or (header_laterality is not None and header_laterality != image_laterality):
         confidence *= 0.5
+    if hidden:
+        confidence *= 0.5 * max(min(hidden.values()), 0.0) / t.min_shaft_contrast
     if confidence < t.min_confidence and not reasons:
         reasons.append(f"confidence {confidence:.2f} below {t.min_confidence:.2f}")
     return QualityReport(
@@ -168,5 +197,7 @@ def assess(
         confidence=confidence,
         reasons=tuple(reasons),
         figures={"knee_probability": knee_probability, "frame_probability": frame_probability,
-                 "median_spread_pct": median_spread_pct},
+                 "median_spread_pct": median_spread_pct,
+                 **({} if shaft_contrast is None
+                    else {"shaft_contrast_min": float(min(shaft_contrast.values()))})},
     )
