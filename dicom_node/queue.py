@@ -127,8 +127,13 @@ class InProcessQueue:
         assert self._ctx is not None
         from dicom_node.measurer import apply_worker_threads, worker_threads
 
-        threads = apply_worker_threads(worker_threads(self._ctx.settings.model, in_process=True))
-        log.info("in-process worker: torch runs the model with %s thread(s)", threads)
+        try:
+            threads = apply_worker_threads(
+                worker_threads(self._ctx.settings.model, in_process=True)
+            )
+            log.info("in-process worker: torch runs the model with %s thread(s)", threads)
+        except Exception:  # never lose the worker over a thread count
+            log.exception("in-process worker: cannot set torch's threads; torch's default used")
         while True:
             _, _, item = self._q.get()
             if item is None:
