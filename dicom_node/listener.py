@@ -2,7 +2,8 @@
 
 Association: the calling AE title and address must match ``node.allowed_callers``, else
 A-ASSOCIATE-RJ (rejected permanent, calling AE title not recognised). C-STORE: the
-instance is written durably to the spool (:mod:`dicom_node.spool`), then routed, recorded
+instance, written into the spool folder as it arrives (:mod:`dicom_node.incoming`), is
+made durable there (:mod:`dicom_node.spool`: fsync, rename, folder fsync), then routed, recorded
 and queued by :func:`dicom_node.intake.take_in` *before* success is answered; any
 failure answers a failure status (0xA700 out of resources, 0xC000 cannot understand),
 never success. An instance whose SOP Instance UID was already queued
@@ -49,8 +50,14 @@ from dicom_node.admission import (
     PduDeadline,
     install_pdu_deadline,
 )
+from dicom_node.incoming import (
+    SpoolReceive,
+    discard_unclaimed,
+    incoming_at,
+    install_spool_receive,
+)
 from dicom_node.intake import Answer, Arrival, record_refusal, take_in
-from dicom_node.spool import DecodedSizeError, store_received
+from dicom_node.spool import DecodedSizeError, store_incoming, store_received
 
 if TYPE_CHECKING:
     from pynetdicom.transport import ThreadedAssociationServer
@@ -186,8 +193,11 @@ class StorageSCP:
         )
 
     def on_closed(self, event: evt.Event) -> None:
-        """The connection closed: free its pending or admitted slot."""
+        """The connection closed: free its pending or admitted slot, and delete what an
+        aborted C-STORE left half-received in the spool."""
         self.guard.release(event.assoc)
+        if discard_unclaimed(event.assoc):
+            log.info("connection closed mid C-STORE: the partial dataset was deleted")
 
     def _refused_at_accept(self, address: str, reason: str) -> None:
         try:
@@ -221,15 +231,30 @@ class StorageSCP:
             transfer_syntax_uid=str(event.file_meta.TransferSyntaxUID),
         )
         storage = self.ctx.settings.storage
+        received = _received(event)
+        incoming = incoming_at(received) if isinstance(received, Path) else None
         try:
-            path = store_received(
-                storage.spool,
-                arrival.sop_instance_uid,
-                event.file_meta,
-                _received(event),
-                max_decoded_bytes=self.ctx.settings.node.limits.max_decoded_bytes,
-                modes=storage.modes,
-            )
+            if (
+                incoming is not None
+                and arrival.transfer_syntax_uid != DeflatedExplicitVRLittleEndian
+                and incoming.path.parent.resolve() == storage.spool.resolve()
+            ):  # written in the spool as it arrived: fsync and rename, no copy
+                path = store_incoming(storage.spool, arrival.sop_instance_uid, incoming)
+            else:  # deflated (inflated on the way), or received outside the spool: copy
+                if incoming is not None and incoming.error is not None:
+                    raise incoming.error
+                try:
+                    path = store_received(
+                        storage.spool,
+                        arrival.sop_instance_uid,
+                        event.file_meta,
+                        received,
+                        max_decoded_bytes=self.ctx.settings.node.limits.max_decoded_bytes,
+                        modes=storage.modes,
+                    )
+                finally:
+                    if incoming is not None:
+                        incoming.discard()
         except DecodedSizeError as exc:
             log.warning("instance %s from %s: refused: %s", arrival.tag,
                         arrival.calling_ae_title, exc)
@@ -255,9 +280,11 @@ class StorageSCP:
 
 
 class NodeAE(AE):
-    """pynetdicom's AE whose servers check callers at accept time (:mod:`.admission`)."""
+    """pynetdicom's AE whose servers check callers at accept time (:mod:`.admission`) and
+    whose chunked receive writes into the spool (:mod:`.incoming`)."""
 
     guard: ConnectionGuard | None = None
+    spool_receive: SpoolReceive | None = None
 
     def make_server(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         kwargs["server_class"] = NodeAssociationServer
@@ -275,6 +302,7 @@ def make_ae(ctx: NodeContext, guard: ConnectionGuard | None = None) -> NodeAE:
     node = ctx.settings.node
     ae = NodeAE(ae_title=node.ae_title)
     ae.guard = guard
+    ae.spool_receive = SpoolReceive(ctx.settings.storage.spool, ctx.settings.storage.modes)
     limits = node.limits
     ae.maximum_associations = 2 * (limits.max_associations + limits.max_pending_connections)
     ae.acse_timeout = min(node.limits.acse_timeout_s, node.limits.association_request_deadline_s)
@@ -295,7 +323,8 @@ def start_listener(
     node = ctx.settings.node
     scp = StorageSCP(ctx)
     ae = make_ae(ctx, scp.guard)
-    _config.STORE_RECV_CHUNKED_DATASET = True  # received datasets go to a file, in chunks
+    _config.STORE_RECV_CHUNKED_DATASET = True  # received datasets go to a file, in chunks,
+    install_spool_receive()  # in the spool folder of the AE that receives them
     install_pdu_deadline(PduDeadline.from_limits(node.limits))
     ssl_context = server_ssl_context(node.tls) if node.tls.enabled else None
     server = ae.start_server(

@@ -9,6 +9,8 @@ the model in each child after the fork, never in the parent).
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 
     from dicom_node.settings import ModelSettings
     from inference.measurement import ModelInfo
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -36,6 +40,60 @@ class Measurer(Protocol):
         ``writers`` read (knee-ap: ``KneeMeasurement``); InputImageError for unusable
         images."""
         ...
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worker_threads(
+    settings: ModelSettings, *, in_process: bool, cpus: int | None = None
+) -> int | None:
+    """torch CPU threads a worker runs the model with.
+
+    Parameters
+    ----------
+    settings
+        The model settings; ``num_threads`` wins when set.
+    in_process
+        True for the in-process worker of ``knee-node serve``, which shares its process
+        with the listener, the report building and the delivery: with ``num_threads``
+        unset it gets all CPUs but one (at least one), so torch's threads do not wait
+        for the listener's at every layer. False for a Celery worker: unset means
+        torch's default.
+    cpus
+        CPUs available (default: :func:`available_cpus`).
+
+    Returns
+    -------
+    int or None
+        The thread count, or None to leave torch's default.
+    """
+    if settings.num_threads is not None:
+        return settings.num_threads
+    if not in_process:
+        return None
+    return max(1, (available_cpus() if cpus is None else cpus) - 1)
+
+
+def apply_worker_threads(threads: int | None) -> int | None:
+    """Set torch's intra-op threads to ``threads`` (None: leave them); returns what torch
+    then uses, or None when torch cannot be imported. Call it in the thread that runs
+    the jobs, once, before the first."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    try:
+        import torch
+    except ImportError:  # a node with a measurer that needs no torch
+        log.warning("torch is not importable; model.num_threads not applied")
+        return None
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return int(torch.get_num_threads())
 
 
 def shipped_predictor(settings: ModelSettings) -> Measurer:

@@ -46,6 +46,10 @@ class JobQueue(Protocol):
 class InProcessQueue:
     """A worker thread running the task functions, in the listener's process.
 
+    Before its first task the worker sets torch's threads once
+    (:func:`dicom_node.measurer.worker_threads`): ``model.num_threads``, else all CPUs
+    but one, leaving a core to the listener and the reports.
+
     Deliveries go before measurements still waiting, so in a burst each result goes
     back as soon as it is made.
 
@@ -121,6 +125,15 @@ class InProcessQueue:
 
     def _run(self) -> None:
         assert self._ctx is not None
+        from dicom_node.measurer import apply_worker_threads, worker_threads
+
+        try:
+            threads = apply_worker_threads(
+                worker_threads(self._ctx.settings.model, in_process=True)
+            )
+            log.info("in-process worker: torch runs the model with %s thread(s)", threads)
+        except Exception:  # never lose the worker over a thread count
+            log.exception("in-process worker: cannot set torch's threads; torch's default used")
         while True:
             _, _, item = self._q.get()
             if item is None:

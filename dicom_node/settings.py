@@ -279,7 +279,12 @@ class ModelSettings(_Section):
         description="study kind -> 'module:callable' of its measurer (default: the kind's)",
     )
     device: str = "cpu"
-    num_threads: int | None = Field(None, ge=1)
+    num_threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads per worker; null: all CPUs but one (at least 1) for "
+        "the in-process worker of `serve`, torch's default for a Celery worker",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("factory")

@@ -6,11 +6,16 @@ random nonce, so a UID crafted like ``../../etc`` cannot escape the spool.
 Every file and folder the node writes gets its mode set explicitly (:class:`FileModes`),
 never left to the umask: 0600/0700 by default, 0640/0750 with a configured group.
 
-A received dataset arrives as a temporary file (pynetdicom's chunked receive), so a large
-instance is never held whole in memory. :func:`store_received` copies it to the spool in
-bounded chunks; a *deflated* dataset is inflated on the way with a bound on the bytes it
-may inflate to (a decompression bomb stops at the bound), and stored as Explicit VR
-Little Endian, which is the same dataset without the compression.
+A received dataset arrives as a file written while its PDUs arrive (pynetdicom's chunked
+receive), so a large instance is never held whole in memory. The node's listener has
+pynetdicom write it in the spool folder itself (:mod:`dicom_node.incoming`), and
+:func:`store_incoming` keeps it with one fsync of the file, a rename to its spool name and
+an fsync of the folder shared with the renames that happened meanwhile
+(:class:`FolderSync`). A *deflated* dataset is not kept as received: :func:`store_received`
+copies it in bounded chunks, inflating it on the way with a bound on the bytes it may
+inflate to (a decompression bomb stops at the bound), and stores it as Explicit VR Little
+Endian, which is the same dataset without the compression. A dataset received elsewhere
+(pynetdicom's own temporary folder) is copied the same way.
 """
 
 from __future__ import annotations
@@ -20,17 +25,21 @@ import hashlib
 import io
 import os
 import secrets
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
 from dicom_node.errors import StorageError
+
+if TYPE_CHECKING:
+    from dicom_node.incoming import IncomingFile
 
 #: bytes read (and, when deflated, inflated) per step when copying a received dataset
 CHUNK_BYTES = 1 << 20
@@ -240,3 +249,103 @@ def store_received(
                     fh.write(chunk)
 
     return write_durably(Path(folder), spool_name(sop_instance_uid), _write, modes=modes)
+
+
+class FolderSync:
+    """Folder fsyncs shared by the threads that renamed into the folder meanwhile.
+
+    :meth:`sync` returns once an fsync of the folder that *began after the call* has
+    finished: a rename made before the call is then durable. While one fsync runs, the
+    threads that arrive wait for it to end and then share the next one, so N concurrent
+    C-STOREs cost about two folder fsyncs instead of N. An fsync that fails raises in the
+    thread that ran it; the others run their own.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._cond = threading.Condition()
+        self._requested = 0  # tickets handed out
+        self._done = 0  # every ticket up to this one is covered by a finished fsync
+        self._running = False
+        self.fsyncs = 0  # fsyncs run (tests, diagnostics)
+
+    def sync(self) -> None:
+        """Make every rename into the folder that happened before this call durable."""
+        with self._cond:
+            self._requested += 1
+            ticket = self._requested
+            while self._done < ticket:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running = True
+                covers = self._requested
+                self._cond.release()
+                try:
+                    _fsync_dir(self.folder)
+                    ok = True
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._cond.notify_all()
+                if ok:
+                    self.fsyncs += 1
+                    self._done = max(self._done, covers)
+
+
+_folder_syncs: dict[Path, FolderSync] = {}
+_folder_syncs_lock = threading.Lock()
+
+
+def folder_sync(folder: Path) -> FolderSync:
+    """The process's :class:`FolderSync` of ``folder``."""
+    key = Path(os.path.abspath(folder))
+    with _folder_syncs_lock:
+        fs = _folder_syncs.get(key)
+        if fs is None:
+            fs = _folder_syncs[key] = FolderSync(key)
+        return fs
+
+
+def store_incoming(folder: Path, sop_instance_uid: str, incoming: IncomingFile) -> Path:
+    """Keep a dataset that pynetdicom wrote in the spool folder: fsync, rename, folder fsync.
+
+    Parameters
+    ----------
+    folder
+        The spool folder; ``incoming`` must be in it (same file system, one rename).
+    sop_instance_uid
+        Affected SOP Instance UID (only hashed into the name).
+    incoming
+        The file as received (:class:`dicom_node.incoming.IncomingFile`), not deflated.
+
+    Returns
+    -------
+    Path
+        The spool file, durable (its data and its folder entry are on disk).
+
+    Raises
+    ------
+    OSError
+        A write, the fsync or the rename failed; nothing is kept.
+    """
+    folder = Path(folder)
+    if incoming.error is not None:
+        incoming.discard()
+        raise incoming.error
+    if not incoming.claim():
+        raise OSError("the received file was discarded before it could be stored")
+    if incoming.path.parent.resolve() != folder.resolve():
+        incoming.discard()
+        raise ValueError(f"the received file is not in the spool folder {folder}")
+    final = folder / spool_name(sop_instance_uid)
+    try:
+        os.fsync(incoming.fileno())
+        incoming.close()
+        os.rename(incoming.path, final)
+        incoming.moved_to(final)
+        folder_sync(folder).sync()
+    except BaseException:
+        incoming.discard()
+        raise
+    return final
