@@ -13,14 +13,14 @@ import importlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from inference.errors import KneeNodeError
 
 
-class BenchKind(str, Enum):
+class BenchKind(StrEnum):
     """The predictors ``bench-model`` can time."""
 
     KNEE = "knee"

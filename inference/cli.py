@@ -42,8 +42,14 @@ def register(app: typer.Typer) -> None:
             "draws it per seed)."),
     ) -> None:
         """CPU latency and peak memory of a predictor (knee: per image; full-leg: per study)."""
-        from inference.bench_kinds import (BenchError, BenchKind, BenchOptionError, BenchRequest,
-                                            registry, run)
+        from inference.bench_kinds import (
+            BenchError,
+            BenchKind,
+            BenchOptionError,
+            BenchRequest,
+            registry,
+            run,
+        )
 
         kinds = registry()
         try:
