@@ -1,18 +1,24 @@
 """``knee-node bench-model --kind full-leg``: seconds and peak memory per bilateral study.
 
-1. The parent renders ``count`` synthetic bilateral full-leg DICOM studies with the project's
-   generator (:func:`training.synth_dicom.full_leg.make_full_leg_instance`, the instances
+1. A first Python process (``python -m inference.bench_full_leg render``) renders ``count``
+   synthetic bilateral full-leg DICOM studies with the project's generator
+   (:func:`training.synth_dicom.full_leg.make_full_leg_instance`, the instances
    ``knee-node synth --kind full-leg`` writes: Explicit VR Little Endian, presentation DX or CR
-   drawn from the seed, seeds from 990,000,000 like the hold-out) and writes them to a
-   temporary folder (not timed).
-2. A fresh Python process (``python -m inference.bench_full_leg FILE...``) loads the shipped
-   :class:`inference.leg.predictor.FullLegPredictor` with ``threads`` torch threads, measures
-   the first study once untimed (warm-up), then times every study: ``pydicom.dcmread`` of the
-   file plus :meth:`FullLegPredictor.measure` (pixel read, ROI, both legs' landmarks, shaft
-   points, geometry), each from a freshly read dataset (no cached pixel array).
-3. Peak RSS is that process's ``getrusage(RUSAGE_SELF).ru_maxrss`` at the end: the whole
-   process's high-water mark (interpreter, torch, the predictor, one study's arrays), not a
-   difference, and none of the generator's memory (it runs in the parent).
+   drawn from the seed, seeds from 990,000,000 like the hold-out) into a temporary folder (not
+   timed).
+2. A second, fresh process (``python -m inference.bench_full_leg measure FILE...``) loads the
+   shipped :class:`inference.leg.predictor.FullLegPredictor` with ``threads`` torch threads,
+   measures the first study once untimed (warm-up), then times every study:
+   ``pydicom.dcmread`` of the file plus :meth:`FullLegPredictor.measure` (pixel read, ROI,
+   both legs' landmarks, shaft points, geometry), each from a freshly read dataset (no cached
+   pixel array).
+3. Peak RSS is the measuring process's ``getrusage(RUSAGE_SELF).ru_maxrss`` at the end: its
+   whole high-water mark (interpreter, torch, the predictor, one study's arrays), not a
+   difference. Linux carries a process's ``ru_maxrss`` over ``fork`` + ``exec`` from the
+   parent's peak, which is why the render runs in a process of its own: the parent that
+   spawns the measuring process stays small (its peak is recorded beside, as
+   ``parent_peak_rss_mb``), and ``VmHWM`` of ``/proc/self/status`` (the process's own memory
+   map, not inherited) is recorded as a cross-check.
 
 Figures are written as JSON; the last line the command prints is the same JSON.
 """
@@ -57,8 +63,21 @@ def _stats(values: list[float], digits: int = 3) -> dict[str, float]:
 
 
 def _rss_mb() -> float:
-    """This process's peak resident set size so far, MiB (Linux reports KiB)."""
+    """This process's peak resident set size so far (``ru_maxrss``), MiB (Linux gives KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _vm_hwm_mb() -> float | None:
+    """``VmHWM`` of ``/proc/self/status`` (peak RSS of this process's own memory map), MiB;
+    None where there is no such file."""
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 
 
 def render_studies(out_dir: Path, count: int, seed: int, *, max_rows: int | None = None,
@@ -151,29 +170,49 @@ def measure_files(files: list[str], threads: int, weights: str | None = None
     return {"per_study": rows, "warm_up_seconds": round(warm, 3), "threads": threads,
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "rss_mb_after_imports": rss_imports, "rss_mb_after_load": rss_load,
-            "peak_rss_mb": _rss_mb(), "model": predictor.model_info.version}
+            "peak_rss_mb": _rss_mb(), "vm_hwm_mb": _vm_hwm_mb(),
+            "model": predictor.model_info.version}
 
 
-def measure_in_subprocess(files: list[str], threads: int, weights: Path | None = None
-                          ) -> dict[str, Any]:
-    """:func:`measure_files` in a fresh Python process; its JSON result.
+def _run_module(args: list[str], what: str) -> Any:
+    """``python -m inference.bench_full_leg ARGS`` in a fresh process; its last line as JSON.
 
     Raises
     ------
     BenchError
-        The process failed or printed no JSON.
+        The process failed or printed nothing.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    cmd = [sys.executable, "-m", "inference.bench_full_leg", "--threads", str(threads)]
-    if weights is not None:
-        cmd += ["--weights", str(weights)]
-    proc = subprocess.run([*cmd, *files], capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run([sys.executable, "-m", "inference.bench_full_leg", *args],
+                          capture_output=True, text=True, env=env, check=False)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        raise BenchError(f"the measuring process failed (exit {proc.returncode}): "
+        raise BenchError(f"the {what} process failed (exit {proc.returncode}): "
                          f"{proc.stderr.strip()[-2000:]}")
-    out: dict[str, Any] = json.loads(lines[-1])
+    return json.loads(lines[-1])
+
+
+def render_in_subprocess(out_dir: Path, count: int, seed: int, *, max_rows: int | None,
+                         full_size: bool, syntax: str | None) -> list[dict[str, Any]]:
+    """:func:`render_studies` in a fresh process (its memory stays out of this one)."""
+    args = ["render", str(out_dir), "--count", str(count), "--seed", str(seed),
+            "--syntax", syntax or MIXED]
+    if max_rows is not None:
+        args += ["--max-rows", str(max_rows)]
+    if full_size:
+        args.append("--full-size")
+    studies: list[dict[str, Any]] = _run_module(args, "rendering")
+    return studies
+
+
+def measure_in_subprocess(files: list[str], threads: int, weights: Path | None = None
+                          ) -> dict[str, Any]:
+    """:func:`measure_files` in a fresh Python process; its JSON result."""
+    args = ["measure", "--threads", str(threads)]
+    if weights is not None:
+        args += ["--weights", str(weights)]
+    out: dict[str, Any] = _run_module([*args, *files], "measuring")
     return out
 
 
@@ -214,10 +253,12 @@ def run_full_leg(request: BenchRequest) -> dict[str, Any]:
     load_before = [round(v, 2) for v in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bench_full_leg_") as tmp:
         t0 = time.perf_counter()
-        studies = render_studies(Path(tmp), request.count, request.seed,
-                                 max_rows=request.max_rows, full_size=bool(request.full_size),
-                                 syntax=None if syntax == MIXED else syntax)
+        studies = render_in_subprocess(Path(tmp), request.count, request.seed,
+                                       max_rows=request.max_rows,
+                                       full_size=bool(request.full_size),
+                                       syntax=None if syntax == MIXED else syntax)
         render_s = time.perf_counter() - t0
+        parent_peak = _rss_mb()
         child = measure_in_subprocess([s["file"] for s in studies], request.threads,
                                       request.weights)
     load_after = [round(v, 2) for v in os.getloadavg()]
@@ -253,9 +294,14 @@ def run_full_leg(request: BenchRequest) -> dict[str, Any]:
         "peak_rss_mb": child["peak_rss_mb"],
         "rss_mb_after_imports": child["rss_mb_after_imports"],
         "rss_mb_after_load": child["rss_mb_after_load"],
+        "vm_hwm_mb": child["vm_hwm_mb"],
+        "parent_peak_rss_mb": parent_peak,
         "peak_rss_method": "ru_maxrss of a fresh process that only loads the predictor and "
-                           "measures the studies (rendering ran in the parent): the process's "
-                           "whole high-water mark, not a difference",
+                           "measures the studies (rendering ran in another process): its whole "
+                           "high-water mark, not a difference; Linux carries the spawning "
+                           "parent's peak (parent_peak_rss_mb) into it, so it is the "
+                           "predictor's own when above that; vm_hwm_mb (VmHWM) is not "
+                           "inherited",
         "legs_expected": sum(s["legs"] for s in studies),
         "legs_measured": legs_measured,
         "legs_passed": sum(r["legs_passed"] for r in rows),
@@ -270,13 +316,29 @@ def run_full_leg(request: BenchRequest) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The measuring process: ``python -m inference.bench_full_leg [--threads N] FILE...``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("files", nargs="+")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--weights", default=None)
+    """The worker processes: ``python -m inference.bench_full_leg render DIR ...`` and
+    ``python -m inference.bench_full_leg measure [--threads N] FILE...``; each prints JSON."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    sub = ap.add_subparsers(dest="step", required=True)
+    rp = sub.add_parser("render", help="render the studies into DIR")
+    rp.add_argument("out_dir", type=Path)
+    rp.add_argument("--count", type=int, required=True)
+    rp.add_argument("--seed", type=int, required=True)
+    rp.add_argument("--syntax", default=DEFAULT_SYNTAX)
+    rp.add_argument("--max-rows", type=int, default=None)
+    rp.add_argument("--full-size", action="store_true")
+    mp = sub.add_parser("measure", help="load the predictor and time FILE...")
+    mp.add_argument("files", nargs="+")
+    mp.add_argument("--threads", type=int, default=2)
+    mp.add_argument("--weights", default=None)
     args = ap.parse_args(argv)
-    print(json.dumps(measure_files(args.files, args.threads, args.weights)))
+    if args.step == "render":
+        out: Any = render_studies(args.out_dir, args.count, args.seed, max_rows=args.max_rows,
+                                  full_size=args.full_size,
+                                  syntax=None if args.syntax == MIXED else args.syntax)
+    else:
+        out = measure_files(args.files, args.threads, args.weights)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -45,9 +45,11 @@ def test_full_leg_bench_measures_both_legs_of_one_small_study(tmp_path: Path) ->
         assert set(figures[block]) == {"mean", "median", "p95", "min", "max"}
         assert all(_positive(v) for v in figures[block].values()), figures[block]
     assert figures["measure_seconds"]["mean"] <= figures["seconds_per_study"]["mean"]
-    for key in ("peak_rss_mb", "rss_mb_after_imports", "rss_mb_after_load", "warm_up_seconds"):
+    for key in ("peak_rss_mb", "rss_mb_after_imports", "rss_mb_after_load", "warm_up_seconds",
+                "vm_hwm_mb", "parent_peak_rss_mb"):
         assert _positive(figures[key]), key
     assert figures["peak_rss_mb"] >= figures["rss_mb_after_load"] >= figures["rss_mb_after_imports"]
+    assert figures["vm_hwm_mb"] <= figures["peak_rss_mb"]  # ru_maxrss also holds inherited peaks
     for part in ("dcmread", "read", "roi", "landmarks", "shafts"):
         assert part in figures["parts_ms_mean"], part
     assert _positive(figures["parts_ms_mean"]["landmarks"])
