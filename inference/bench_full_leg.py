@@ -52,6 +52,9 @@ DEFAULT_SYNTAX = "explicit"
 MIXED = "mixed"
 #: The repository root, put first on the measuring process's ``PYTHONPATH``.
 _ROOT = Path(__file__).resolve().parents[1]
+#: Environment variables that change how the torch threads wait and share the CPU; recorded.
+THREAD_ENV: tuple[str, ...] = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT",
+                               "MKL_NUM_THREADS")
 
 
 def _stats(values: list[float], digits: int = 3) -> dict[str, float]:
@@ -169,6 +172,7 @@ def measure_files(files: list[str], threads: int, weights: str | None = None
         })
     return {"per_study": rows, "warm_up_seconds": round(warm, 3), "threads": threads,
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "thread_env": {k: os.environ.get(k) for k in THREAD_ENV},
             "rss_mb_after_imports": rss_imports, "rss_mb_after_load": rss_load,
             "peak_rss_mb": _rss_mb(), "vm_hwm_mb": _vm_hwm_mb(),
             "model": predictor.model_info.version}
@@ -284,6 +288,7 @@ def run_full_leg(request: BenchRequest) -> dict[str, Any]:
         "threads": request.threads,
         "torch_threads": child["torch_threads"],
         "torch": child["torch"],
+        "thread_env": child["thread_env"],
         "cpu": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "seconds_per_study": seconds,

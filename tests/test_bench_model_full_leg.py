@@ -58,6 +58,7 @@ def test_full_leg_bench_measures_both_legs_of_one_small_study(tmp_path: Path) ->
     study, = figures["per_study"]
     assert study["legs_measured"] == 2 and _positive(study["seconds"])
     assert figures["model"].startswith("roi-")
+    assert "OMP_WAIT_POLICY" in figures["thread_env"]
     assert set(figures["targets"]) >= {"latency_met", "rss_met"}
 
 
