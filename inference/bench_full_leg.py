@@ -170,11 +170,13 @@ def measure_files(files: list[str], threads: int, weights: str | None = None
             "legs_passed": sum(lg.quality == "pass" for lg in res.legs),
             "sides": [lg.side for lg in res.legs],
         })
+    hwm = _vm_hwm_mb()  # before ru_maxrss, which also counts it
+    peak = _rss_mb()
     return {"per_study": rows, "warm_up_seconds": round(warm, 3), "threads": threads,
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "thread_env": {k: os.environ.get(k) for k in THREAD_ENV},
             "rss_mb_after_imports": rss_imports, "rss_mb_after_load": rss_load,
-            "peak_rss_mb": _rss_mb(), "vm_hwm_mb": _vm_hwm_mb(),
+            "peak_rss_mb": peak, "vm_hwm_mb": hwm,
             "model": predictor.model_info.version}
 
 

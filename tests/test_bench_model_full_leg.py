@@ -49,7 +49,8 @@ def test_full_leg_bench_measures_both_legs_of_one_small_study(tmp_path: Path) ->
                 "vm_hwm_mb", "parent_peak_rss_mb"):
         assert _positive(figures[key]), key
     assert figures["peak_rss_mb"] >= figures["rss_mb_after_load"] >= figures["rss_mb_after_imports"]
-    assert figures["vm_hwm_mb"] <= figures["peak_rss_mb"]  # ru_maxrss also holds inherited peaks
+    # ru_maxrss also holds inherited peaks (0.1 MiB: rounding)
+    assert figures["vm_hwm_mb"] <= figures["peak_rss_mb"] + 0.1
     for part in ("dcmread", "read", "roi", "landmarks", "shafts"):
         assert part in figures["parts_ms_mean"], part
     assert _positive(figures["parts_ms_mean"]["landmarks"])
