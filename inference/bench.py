@@ -6,9 +6,12 @@ import platform
 import resource
 import time
 import tracemalloc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from inference.bench_kinds import BenchRequest
 
 
 def run_benchmark(
@@ -72,3 +75,16 @@ def run_benchmark(
         "model": predictor.model_info.version,
         "edge_refinement": predictor.edge_refinement.value,
     }
+
+
+def run_knee(request: BenchRequest) -> dict[str, Any]:
+    """``bench-model --kind knee`` (the default): :func:`run_benchmark` with ``request``.
+
+    Parameters
+    ----------
+    request
+        Count, threads, first seed, weights folder and edge refinement (None: "off").
+    """
+    return run_benchmark(count=request.count, threads=request.threads, seed=request.seed,
+                         weights_dir=None if request.weights is None else str(request.weights),
+                         edge_refinement=request.edge_refinement or "off")

@@ -1,5 +1,9 @@
 """``knee-node bench-model`` (``knee-node predict`` is the node's: it writes the SR and SC
-with ``--out``, see ``dicom_node.commands.predict``)."""
+with ``--out``, see ``dicom_node.commands.predict``).
+
+``--kind`` picks the predictor (:mod:`inference.bench_kinds`: knee, the default, or
+full-leg); each kind brings its own defaults and refuses the other kinds' options.
+"""
 
 from __future__ import annotations
 
@@ -14,24 +18,61 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench-model")
     def bench_model(
-        count: int = typer.Option(10, help="Synthetic images to time."),
+        kind: str = typer.Option("knee", "--kind", help="Predictor: knee or full-leg."),
+        count: int | None = typer.Option(
+            None, help="Images (knee, default 10) or bilateral studies (full-leg, default 5)."),
         threads: int = typer.Option(2, help="torch CPU threads."),
-        seed: int = typer.Option(950_000_000, help="First generator seed."),
-        out: Path = typer.Option(Path("benchmarks/model.json"), help="Where to write figures."),
+        seed: int | None = typer.Option(
+            None, help="First generator seed (knee 950000000, full-leg 990000000)."),
+        out: Path | None = typer.Option(
+            None, help="Where to write figures (knee benchmarks/model.json, full-leg "
+            "benchmarks/model_full_leg.json)."),
         weights: Path | None = typer.Option(None, help="Weights folder (default: shipped)."),
-        edge_refinement: str = typer.Option(
-            "off", "--edge-refinement", help="Shaft-point edge refinement: off (the node's), "
-            "report (computed, not used) or use."),
+        edge_refinement: str | None = typer.Option(
+            None, "--edge-refinement", help="Knee: shaft-point edge refinement: off (the "
+            "node's, default), report (computed, not used) or use."),
+        max_rows: int | None = typer.Option(
+            None, "--max-rows", help="Full-leg: render at most this many rows (smaller images)."),
+        full_size: bool | None = typer.Option(
+            None, "--full-size/--generator-size",
+            help="Full-leg: every study 2800 x 8100 (default: the generator's own size)."),
+        transfer_syntax: str | None = typer.Option(
+            None, "--transfer-syntax",
+            help="Full-leg: transfer syntax of the rendered studies (default explicit; mixed "
+            "draws it per seed)."),
     ) -> None:
-        """CPU latency per image (global, local, total) and peak memory of the predictor."""
-        from inference.bench import run_benchmark
+        """CPU latency and peak memory of a predictor (knee: per image; full-leg: per study)."""
+        from inference.bench_kinds import (
+            BenchError,
+            BenchKind,
+            BenchOptionError,
+            BenchRequest,
+            registry,
+            run,
+        )
 
-        if edge_refinement not in ("off", "report", "use"):
+        kinds = registry()
+        try:
+            spec = kinds[BenchKind(kind)]
+        except ValueError:
+            raise typer.BadParameter(f"must be one of {', '.join(k.value for k in kinds)}; "
+                                     f"got {kind!r}", param_hint="--kind") from None
+        if edge_refinement not in (None, "off", "report", "use"):
             raise typer.BadParameter(f"must be off, report or use; got {edge_refinement!r}",
                                      param_hint="--edge-refinement")
-        figures = run_benchmark(count=count, threads=threads, seed=seed,
-                                weights_dir=None if weights is None else str(weights),
-                                edge_refinement=edge_refinement)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(figures, indent=2) + "\n")
+        try:
+            request = BenchRequest(
+                count=spec.count if count is None else count, threads=threads,
+                seed=spec.seed if seed is None else seed, weights=weights,
+                edge_refinement=edge_refinement, max_rows=max_rows, full_size=full_size,
+                transfer_syntax=transfer_syntax)
+            figures = run(spec.kind, request)
+        except BenchOptionError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        except BenchError as exc:
+            typer.echo(f"bench-model failed: {exc}", err=True)
+            raise typer.Exit(1) from None
+        target = spec.out if out is None else out
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(figures, indent=2) + "\n")
         typer.echo(json.dumps(figures))
