@@ -45,8 +45,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 DEFAULT_LANDMARK_WEIGHTS = WEIGHTS_DIR / "full_leg_hourglass.pt"
 #: SHA-256 of the shipped files (also in FULL_LEG_MODEL_CARD.md; a test checks both).
 SHIPPED_SHA256: dict[str, str] = {
-    "full_leg_hourglass.pt": "97e3a17c72d436fc2a223444f8fb75b23f6da92770c5ac6486888100d2f50a11",
-    "full_leg_roi.pt": "826b07be7f3999b85116f1786464e09d6f06be9a18c0272d7a1f4840bc0839f1",
+    "full_leg_hourglass.pt": "71bf5a3811d432344b74ffd25dc33039d027746d5331c255a278709fe35203e0",
+    "full_leg_roi.pt": "edb587de7efe8a24ce799ec0b80c1be9c9d93e2fc5b11524e8d8eb51a19ae79b",
 }
 #: Square region of each joint, patient mm (the crops the landmark method was trained on).
 ROI_MM: dict[str, float] = {"hip": 170.0, "knee": 170.0, "ankle": 150.0}
