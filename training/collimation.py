@@ -13,7 +13,7 @@ The report (printed, and written as JSON with the per-knee records) gives, for e
 variant, how many knees the shaft check flags (the problem
 :data:`inference.quality.SHAFT_NOT_VISIBLE`), how many are flagged at all, the largest
 aTFA error of a knee that passes, and the range of the lowest shaft contrast
-(:func:`inference.shaft_evidence.shaft_contrast`).  ``--renderer independent`` does the
+(:func:`inference.shaft_evidence.shaft_contrast`).  ``python -m training.independent.collimation`` does the
 same on :mod:`training.independent` renders (read only: for reporting, never for choosing
 the threshold).
 """
@@ -124,9 +124,12 @@ class Render:
     atfa_true: dict[str, float]
 
 
+#: Knee renderers other than ours, registered by their own packages (evaluation only).
+RENDERERS: dict[str, Any] = {}
+
+
 def render(renderer: str, seed: int, max_side: int) -> Render:
     """The knee of ``seed`` from ``"synth"`` (ours) or ``"independent"``."""
-    from inference.alignment import atfa_all
     from inference.pixels import stored_to_image
 
     if renderer == "synth":
@@ -137,12 +140,12 @@ def render(renderer: str, seed: int, max_side: int) -> Render:
         return Render(stored_to_image(r.pixels, r.photometric), r.pixel_spacing_mm,
                       np.asarray(k.landmarks, float), dict(k.atfa_deg))
     if renderer == "independent":
-        from training.independent.truth import draw
-
-        ri = draw(seed, max_side=max_side)
-        pts = np.asarray(ri.landmarks, float)
-        return Render(stored_to_image(ri.pixels, ri.photometric), ri.pixel_spacing_mm, pts,
-                      dict(atfa_all(pts)))
+        # the independent renderer registers itself (training.independent.collimation):
+        # training code never imports it
+        fn = RENDERERS.get("independent")
+        if fn is not None:
+            return fn(seed, max_side)
+        raise ValueError("renderer 'independent': run python -m training.independent.collimation")
     raise ValueError(f"renderer must be 'synth' or 'independent', got {renderer!r}")
 
 

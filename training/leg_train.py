@@ -11,8 +11,8 @@ The config (``training/configs/<method>_leg.yaml``) has ``kind: full-leg`` and::
 Crops come from :mod:`training.leg_data` (six per study seed); augmentation is a random
 gamma and contrast change and, with probability ``data.appearance_p`` per crop, vendor-style
 processing (:class:`training.augment.AppearanceAugment`: detector blur, scatter veil, grid
-lines, shaped noise, multi-scale edge enhancement, random LUTs, markers). Adam, cosine learning rate over the step or time budget
-(whichever ends first). Writes ``OUT/model.pt`` (:meth:`LegLandmarkMethod.save`) and
+lines, shaped noise, multi-scale edge enhancement, random LUTs, markers). Adam, cosine
+learning rate over the step or time budget (whichever ends first). Writes ``OUT/model.pt`` (:meth:`LegLandmarkMethod.save`) and
 ``OUT/record.json`` (loss curve, validation error in mm, timings, SHA-256).
 """
 
