@@ -14,8 +14,8 @@ variant, how many knees the shaft check flags (the problem
 :data:`inference.quality.SHAFT_NOT_VISIBLE`), how many are flagged at all, the largest
 aTFA error of a knee that passes, and the range of the lowest shaft contrast
 (:func:`inference.shaft_evidence.shaft_contrast`).
-``python -m training.independent.collimation`` does the same on :mod:`training.independent` renders (read only: for reporting, never for choosing
-the threshold).
+``python -m training.independent.collimation`` does the same on :mod:`training.independent`
+renders (read only: for reporting, never for choosing the threshold).
 """
 
 from __future__ import annotations

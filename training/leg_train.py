@@ -13,7 +13,8 @@ gamma and contrast change and, with probability ``data.appearance_p`` per crop, 
 processing (:class:`training.augment.AppearanceAugment`: detector blur, scatter veil, grid
 lines, shaped noise, multi-scale edge enhancement, random LUTs, markers). Adam, cosine
 learning rate over the step or time budget (whichever ends first). Writes ``OUT/model.pt``
-(:meth:`LegLandmarkMethod.save`) and ``OUT/record.json`` (loss curve, validation error in mm, timings, SHA-256).
+(:meth:`LegLandmarkMethod.save`) and ``OUT/record.json`` (loss curve, validation error in mm,
+timings, SHA-256).
 """
 
 from __future__ import annotations
