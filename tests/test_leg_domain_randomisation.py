@@ -10,7 +10,7 @@ import torch
 
 from inference.errors import ConfigError
 from inference.leg.roi import DEFAULT_ROI_WEIGHTS, build_roi_network
-from training.leg_roi_data import augment, render_sample
+from training.leg_roi_data import TOP_TRIM_MM, augment, render_sample, trim_top
 from training.leg_roi_train import _warm_start
 from training.leg_train import LegData, _augment
 
@@ -40,9 +40,28 @@ def test_margins_keep_each_joint_on_its_pixels(sample) -> None:  # type: ignore[
             assert patch.max() > np.percentile(it.image, 60)
 
 
+def test_top_trim_cuts_through_the_pelvis_and_keeps_the_hips(sample) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    hip_y = float(np.min(sample.centres[[0, 3], 1]))
+    tops = []
+    for _ in range(20):
+        img, c = trim_top(sample.image, sample.centres, sample.mm_per_px, rng)
+        cut = sample.image.shape[0] - img.shape[0]
+        assert cut > 0  # the generator draws the whole pelvis, so there is always room
+        np.testing.assert_array_equal(img, sample.image[cut:])
+        np.testing.assert_allclose(c, sample.centres - [0.0, cut])
+        tops.append((hip_y - cut) * sample.mm_per_px)
+    assert TOP_TRIM_MM[0] - 1 <= min(tops) and max(tops) <= TOP_TRIM_MM[1] + 1
+    assert max(tops) - min(tops) > 50  # a spread of fields, not one
+    for _ in range(6):  # through augment: every joint stays present
+        assert augment(sample, rng, p_cut=0.0, p_non_leg=0.0, top_trim_p=1.0).label.sum() == 6
+
+
 def test_bad_probabilities_are_refused(sample) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="appearance_p"):
         augment(sample, np.random.default_rng(0), appearance_p=1.5)
+    with pytest.raises(ConfigError, match="top_trim_p"):
+        augment(sample, np.random.default_rng(0), top_trim_p=2.0)
     with pytest.raises(ConfigError, match="appearance_p"):
         LegData(appearance_p=-0.1)
 

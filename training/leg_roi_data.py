@@ -5,8 +5,10 @@ A sample is one synthetic full-leg image of :mod:`training.synth_leg` rendered s
 bone bright in [0, 1], with the six joint centres (:data:`inference.leg.roi.ROI_JOINTS`) in
 its pixels. :func:`augment` cuts images so that joints leave them (top, bottom, one side, a
 knee-only or lower-leg field, as collimation or a short cassette would), makes some non-leg
-images (noise, blank, gradient), flips left-right (swapping the legs' channels), widens the
-field with background margins, applies vendor-style processing
+images (noise, blank, gradient), trims the top of the field through the pelvis with the hips
+still inside (``top_trim_p``: a cassette or collimation that starts 20-200 mm above the femoral
+heads, as other vendors' and renderers' full-leg images do), flips left-right (swapping the
+legs' channels), widens the field with background margins, applies vendor-style processing
 (:class:`training.augment.AppearanceAugment`: detector blur, scatter veil, grid lines, shaped
 noise, multi-scale edge enhancement, random LUTs, markers) with probability ``appearance_p``,
 and changes the tone; the presence label of a joint follows from where its centre lies after
@@ -30,6 +32,8 @@ FloatArray = npt.NDArray[np.float64]
 #: A joint centre this far (mm) inside every edge is "present"; outside the image "missing";
 #: in between its presence is not trained (ambiguous).
 PRESENT_MARGIN_MM = 8.0
+#: Range (mm above the higher femoral head centre) of the top edge left by :func:`trim_top`.
+TOP_TRIM_MM = (20.0, 200.0)
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,24 @@ def _cut(s: RoiSample, rng: np.random.Generator) -> tuple[npt.NDArray[np.float32
     return img[r0:r1, c0:c1], c - np.array([c0, r0])
 
 
+def trim_top(img: npt.NDArray[np.float32], centres: FloatArray, mm_per_px: float,
+             rng: np.random.Generator) -> tuple[npt.NDArray[np.float32], FloatArray]:
+    """Cut the top of ``img`` through the pelvis, :data:`TOP_TRIM_MM` above the higher hip.
+
+    Both hips stay in the image (and so stay "present"); the field above them is what
+    changes. An image whose hips lie less than the range's low end below its top is returned
+    unchanged.
+    """
+    hip_y = float(np.nanmin(centres[[0, 3], 1]))
+    if not np.isfinite(hip_y):
+        return img, centres
+    top = hip_y - rng.uniform(*TOP_TRIM_MM) / mm_per_px
+    r0 = int(round(top))
+    if r0 <= 0 or r0 > img.shape[0] - 16:
+        return img, centres
+    return img[r0:], centres - np.array([0.0, r0])
+
+
 def _non_leg(rng: np.random.Generator) -> npt.NDArray[np.float32]:
     h = int(rng.integers(120, 500))
     w = int(rng.integers(100, 300))
@@ -171,20 +193,27 @@ def _appearance(img: npt.NDArray[np.float32], rng: np.random.Generator
 
 def augment(s: RoiSample, rng: np.random.Generator, p_cut: float = 0.35, p_non_leg: float = 0.04,
             size_hw: tuple[int, int] = ROI_INPUT_HW, appearance_p: float = 0.0,
-            margin_p: float = 0.0) -> RoiBatchItem:
+            margin_p: float = 0.0, top_trim_p: float = 0.0) -> RoiBatchItem:
     """One randomly cut / flipped / processed / toned training input of ``s``.
 
-    ``appearance_p`` and ``margin_p`` are the probabilities of vendor-style processing
-    (:data:`ROI_APPEARANCE`) and of background margins (0 keeps the original augmentation).
+    ``appearance_p``, ``margin_p`` and ``top_trim_p`` are the probabilities of vendor-style
+    processing (:data:`ROI_APPEARANCE`), of background margins and of a top edge through the
+    pelvis (:func:`trim_top`, on images not cut otherwise); 0 keeps the original augmentation.
     """
-    for name, v in (("appearance_p", appearance_p), ("margin_p", margin_p)):
+    for name, v in (("appearance_p", appearance_p), ("margin_p", margin_p),
+                    ("top_trim_p", top_trim_p)):
         if not 0.0 <= v <= 1.0:
             raise ConfigError(f"{name} must be in [0, 1], got {v!r}")
     if rng.uniform() < p_non_leg:
         lb = letterbox(_non_leg(rng), size_hw)
         z = np.zeros(len(ROI_JOINTS))
         return RoiBatchItem(lb.image, np.zeros((len(ROI_JOINTS), 2)), z, np.ones_like(z), z)
-    img, c = _cut(s, rng) if rng.uniform() < p_cut else (s.image, s.centres.copy())
+    if rng.uniform() < p_cut:
+        img, c = _cut(s, rng)
+    elif top_trim_p > 0 and rng.uniform() < top_trim_p:
+        img, c = trim_top(s.image, s.centres.copy(), s.mm_per_px, rng)
+    else:
+        img, c = s.image, s.centres.copy()
     label, lw, cw = presence(c, img.shape, s.mm_per_px)
     if rng.uniform() < 0.5:
         img = img[:, ::-1]
