@@ -12,8 +12,8 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset

@@ -125,7 +125,8 @@ def pixel_spacing(ds: pydicom.Dataset) -> tuple[tuple[float, float] | None, str 
     return None, None
 
 
-def _modality_values(stored: npt.NDArray[np.generic], ds: pydicom.Dataset) -> npt.NDArray[np.generic]:
+def _modality_values(stored: npt.NDArray[np.generic],
+                     ds: pydicom.Dataset) -> npt.NDArray[np.generic]:
     """Stored values through the Modality LUT, in float32 for a linear rescale.
 
     pydicom's ``apply_modality_lut`` turns a rescaled 16-bit image into float64 (180 MB

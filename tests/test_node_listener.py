@@ -178,7 +178,8 @@ def test_caller_from_a_foreign_address_is_rejected(tmp_path: Path) -> None:
         # refused at accept time, before any PDU (issue 18): the connection is closed
         assert not assoc.is_established
         events = [(a.event, a.peer_address, a.detail) for a in e.rows(AuditEvent)]
-        assert ("association_rejected", "127.0.0.1", "address not in node.allowed_callers") in events
+        rejected = ("association_rejected", "127.0.0.1", "address not in node.allowed_callers")
+        assert rejected in events
 
 
 def test_non_knee_is_ignored_and_not_kept(env: Env) -> None:

@@ -39,7 +39,8 @@ def test_knee_ap_is_registered_and_is_the_default_kind() -> None:
     # with full-leg installed its two rules come first; the knee rule keeps its name and kind
     assert [r.kind for r in Settings().routing.rules] == ["full-leg", "full-leg", "knee-ap"]
     assert Settings().routing.rules[-1].name == "ap-pa-knee"
-    with pytest.raises(ConfigError, match=r"unknown study kind 'elbow'; known kinds: full-leg, knee-ap"):
+    unknown = r"unknown study kind 'elbow'; known kinds: full-leg, knee-ap"
+    with pytest.raises(ConfigError, match=unknown):
         kinds.get("elbow")
 
 

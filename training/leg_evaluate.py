@@ -225,7 +225,8 @@ def _summarise(rec: dict[str, dict[str, Any]], true_m: dict[str, list[float]],
         hka_err = np.abs(np.asarray(r["pred"]["HKA"]) - np.asarray(true_m["HKA"]))
         over = float(100.0 * np.mean(~(hka_err <= 1.5)))  # no HKA counts as over
         measured = np.isfinite(hka_err)
-        over_measured = float(100.0 * np.mean(hka_err[measured] > 1.5)) if measured.any() else float("nan")
+        over_measured = (float(100.0 * np.mean(hka_err[measured] > 1.5)) if measured.any()
+                         else float("nan"))
         out[v] = {"landmarks": {row: lm.landmark_summary(r["err"][row])
                                 for row in lm.TABLE_A_ROWS},
                   "all": lm.landmark_summary(all_err), "measurements": meas,

@@ -31,8 +31,8 @@ import torch.nn.functional as F  # noqa: N812 (the torch idiom)
 import yaml
 from torch.utils.data import DataLoader
 
-from inference.errors import ConfigError
 from inference import landmarks as lm
+from inference.errors import ConfigError
 from inference.networks import HourglassConfig, HourglassNet, PhaseConfig, PhaseNet
 from training.augment import mixup_batch
 from training.dataset import GlobalDataset, GlobalSampling, LocalDataset, LocalSampling

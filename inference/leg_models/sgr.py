@@ -17,7 +17,7 @@ from torch import nn
 
 from inference.leg_models.base import CHANNELS, FloatArray, LegLandmarkMethod, LegModelError
 from inference.leg_models.coord import VggRegressor, masked_mse
-from inference.leg_models.mask import PAPER_SIZE, disc_targets, dice_bce
+from inference.leg_models.mask import PAPER_SIZE, dice_bce, disc_targets
 from inference.leg_models.unet import VggUNet
 
 
