@@ -104,6 +104,19 @@ def test_tiny_training_steps_reduce_the_loss(tmp_path: Path) -> None:
     assert moved, "the local model was trained further"
     KneePredictor.from_weights_dir(tmp_path / "ft_weights")  # hashes check out
 
+    # fine-tune the global stage alone: it exports, with local and phase carried over
+    gbefore = torch.load(tmp_path / "weights" / "global.pt", weights_only=True)["state_dict"]
+    run(path, tmp_path / "gft", tmp_path / "gft_weights", resume=False, stages=("global",),
+        init_from=tmp_path / "weights")
+    gafter = torch.load(tmp_path / "gft_weights" / "global.pt", weights_only=True)["state_dict"]
+    assert [k for k in gbefore if not torch.equal(gbefore[k], gafter[k])], "global trained"
+    lafter = torch.load(tmp_path / "gft_weights" / "local.pt", weights_only=True)["state_dict"]
+    lbefore = torch.load(tmp_path / "weights" / "local.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(lbefore[k], lafter[k]) for k in lbefore), "local carried over"
+    gman = json.loads((tmp_path / "gft_weights" / "manifest.json").read_text())
+    assert gman["sha256"]["phase.pt"] == old["sha256"]["phase.pt"]
+    KneePredictor.from_weights_dir(tmp_path / "gft_weights")
+
 
 def test_global_views_order_corners_left_to_right() -> None:
     from training import synth
@@ -155,3 +168,24 @@ def test_axis_point_weight_weighs_only_the_atfa_points() -> None:
     # the reported figure is not weighted
     assert parts_heavy["rp2p_pct"] == pytest.approx(parts_plain["rp2p_pct"])
     assert parts_plain["axis_rp2p_pct"] > parts_plain["rp2p_pct"]
+
+
+def test_global_views_get_vendor_processing_only_when_asked() -> None:
+    from training import synth
+    from training.dataset import GlobalDataset, GlobalSampling
+
+    base = dict(size=96, render_max_side=(120, 140), negative_p=0.0, half_view_p=0.0,
+                cutout_p=0.0)
+    plain = next(iter(GlobalDataset(GlobalSampling(**base), synth)))
+    again = next(iter(GlobalDataset(GlobalSampling(**base), synth)))
+    dr = next(iter(GlobalDataset(GlobalSampling(**base, appearance_p=1.0), synth)))
+    torch.testing.assert_close(plain["image"], again["image"])
+    torch.testing.assert_close(plain["points"], dr["points"])  # the targets do not move
+    assert float(plain["present"]) == float(dr["present"])
+    assert float((plain["image"] - dr["image"]).abs().mean()) > 0.05
+
+
+def test_global_dr_config_fine_tunes_with_appearance() -> None:
+    cfg = TrainConfig.from_yaml(CONFIGS / "cpu_finetune_global_dr.yaml")
+    assert cfg.global_sampling.appearance_p == 0.7
+    assert cfg.global_model.n_landmarks == 3

@@ -52,6 +52,15 @@ class GlobalSampling:
     views_per_render: int = 2
     seed_base: int = 1_000_000
     negative_seed_base: int = 3_000_000
+    #: Domain randomisation (issue 11): probability of vendor-style processing of a view
+    #: (:data:`GLOBAL_APPEARANCE`, scaled for a whole image at ``size`` pixels); 0 = off.
+    appearance_p: float = 0.0
+
+
+#: The global search's vendor-style processing (a whole knee image letterboxed to 160-256 px:
+#: less detector blur in view pixels than the local patches get).
+GLOBAL_APPEARANCE = dict(mtf_sigma=0.8, scatter=0.45, grid_amp=0.04, noise_amp=0.04,
+                         enhance_gain=1.8, lut_p=0.7, marker_p=0.3)
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,8 @@ class GlobalDataset(IterableDataset):
                     points = np.vstack([pair, fib[None]])
                     present = 1.0
                     break
+            if s.appearance_p > 0:
+                view = AppearanceAugment(p=s.appearance_p, **GLOBAL_APPEARANCE)(view, rng)
             view = aug(view, rng)
             view = cutout(view, rng, s.cutout_p)
             yield {

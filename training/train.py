@@ -411,7 +411,9 @@ def run(config_path: str | Path, out_dir: str | Path, export_dir: str | Path | N
             raise ConfigError(f"phase: unknown keys {sorted(unknown)}")
         record["phase"] = train_phase(out, None, threads=cfg.threads,
                                       num_workers=cfg.num_workers, **opts)
-    if export_dir is not None and "local" in stages:
+    # A run of the global stage alone exports too when it fine-tunes shipped weights: the
+    # local model and the phase classifier are carried over from ``init_from``.
+    if export_dir is not None and ("local" in stages or (init is not None and "global" in stages)):
         exp = Path(export_dir)
         record["sha256"] = {
             "global.pt": export_weights(gnet, exp / "global.pt",
