@@ -10,7 +10,14 @@ import torch
 
 from inference.errors import ConfigError
 from inference.leg.roi import DEFAULT_ROI_WEIGHTS, build_roi_network
-from training.leg_roi_data import TOP_TRIM_MM, augment, render_sample, trim_top
+from training.leg_roi_data import (
+    PELVIS_SOFTEN_MM,
+    TOP_TRIM_MM,
+    augment,
+    render_sample,
+    soften_pelvis,
+    trim_top,
+)
 from training.leg_roi_train import _warm_start
 from training.leg_train import LegData, _augment
 
@@ -57,9 +64,30 @@ def test_top_trim_cuts_through_the_pelvis_and_keeps_the_hips(sample) -> None:  #
         assert augment(sample, rng, p_cut=0.0, p_non_leg=0.0, top_trim_p=1.0).label.sum() == 6
 
 
+def test_soften_pelvis_blurs_above_the_hips_only(sample) -> None:  # type: ignore[no-untyped-def]
+    img = sample.image
+    out = soften_pelvis(img, sample.centres, sample.mm_per_px, np.random.default_rng(2))
+    hip_y = float(np.min(sample.centres[[0, 3], 1]))
+    start = int(hip_y - PELVIS_SOFTEN_MM[1] / sample.mm_per_px)  # blurred above this row
+    below = int(np.ceil(hip_y - PELVIS_SOFTEN_MM[0] / sample.mm_per_px + 10 / sample.mm_per_px))
+    np.testing.assert_array_equal(out[below + 1:], img[below + 1:])  # heads and legs untouched
+
+    def edges(a: np.ndarray) -> float:
+        return float(np.abs(np.diff(a, axis=1)).mean())
+
+    assert start > 5
+    assert edges(out[:start]) < 0.5 * edges(img[:start])  # the pelvis's bone edges are gone
+    assert abs(float(out[:start].mean()) - float(img[:start].mean())) < 0.05  # shading stays
+    for _ in range(4):  # through augment: every joint stays present
+        it = augment(sample, np.random.default_rng(_), p_cut=0.0, p_non_leg=0.0, pelvis_p=1.0)
+        assert it.label.sum() == 6
+
+
 def test_bad_probabilities_are_refused(sample) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="appearance_p"):
         augment(sample, np.random.default_rng(0), appearance_p=1.5)
+    with pytest.raises(ConfigError, match="pelvis_p"):
+        augment(sample, np.random.default_rng(0), pelvis_p=-1.0)
     with pytest.raises(ConfigError, match="top_trim_p"):
         augment(sample, np.random.default_rng(0), top_trim_p=2.0)
     with pytest.raises(ConfigError, match="appearance_p"):

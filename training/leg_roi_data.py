@@ -7,7 +7,10 @@ its pixels. :func:`augment` cuts images so that joints leave them (top, bottom, 
 knee-only or lower-leg field, as collimation or a short cassette would), makes some non-leg
 images (noise, blank, gradient), trims the top of the field through the pelvis with the hips
 still inside (``top_trim_p``: a cassette or collimation that starts 20-200 mm above the femoral
-heads, as other vendors' and renderers' full-leg images do), flips left-right (swapping the
+heads, as other vendors' and renderers' full-leg images do), blurs the pelvis above the
+femoral heads away (``pelvis_p``: the hips must be found from the heads and proximal femora,
+not from the shape of the iliac wings, which other renderers and real pelves draw
+differently), flips left-right (swapping the
 legs' channels), widens the field with background margins, applies vendor-style processing
 (:class:`training.augment.AppearanceAugment`: detector blur, scatter veil, grid lines, shaped
 noise, multi-scale edge enhancement, random LUTs, markers) with probability ``appearance_p``,
@@ -34,6 +37,10 @@ FloatArray = npt.NDArray[np.float64]
 PRESENT_MARGIN_MM = 8.0
 #: Range (mm above the higher femoral head centre) of the top edge left by :func:`trim_top`.
 TOP_TRIM_MM = (20.0, 200.0)
+#: Range (mm above the higher femoral head centre) where :func:`soften_pelvis` starts, and
+#: the range of its blur sigma (mm).
+PELVIS_SOFTEN_MM = (25.0, 60.0)
+PELVIS_BLUR_MM = (12.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,32 @@ def trim_top(img: npt.NDArray[np.float32], centres: FloatArray, mm_per_px: float
     return img[r0:], centres - np.array([0.0, r0])
 
 
+def soften_pelvis(img: npt.NDArray[np.float32], centres: FloatArray, mm_per_px: float,
+                  rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    """Blur the image above the femoral heads so that the pelvis's bone edges disappear.
+
+    From :data:`PELVIS_SOFTEN_MM` above the higher head centre upwards the image becomes a
+    Gaussian blur of itself (sigma in :data:`PELVIS_BLUR_MM`), blended in over 10 mm, so the
+    soft-tissue shading stays and the iliac wings, sacrum and rami go. The heads, necks and
+    everything below are untouched. An image with no hip in it is returned unchanged.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    hip_y = float(np.nanmin(centres[[0, 3], 1]))
+    start = hip_y - rng.uniform(*PELVIS_SOFTEN_MM) / mm_per_px
+    if not np.isfinite(start) or start <= 1:
+        return img
+    blend_px = 10.0 / mm_per_px
+    r1 = min(img.shape[0], int(np.ceil(start + blend_px)))
+    region = img[:r1].astype(np.float32)
+    blurred = gaussian_filter(region, rng.uniform(*PELVIS_BLUR_MM) / mm_per_px, mode="nearest")
+    rows = np.arange(r1, dtype=np.float32)[:, None]
+    w = np.clip((start + blend_px - rows) / blend_px, 0.0, 1.0)  # 1 above start, 0 below
+    out = img.astype(np.float32, copy=True)
+    out[:r1] = w * blurred + (1.0 - w) * region
+    return out
+
+
 def _non_leg(rng: np.random.Generator) -> npt.NDArray[np.float32]:
     h = int(rng.integers(120, 500))
     w = int(rng.integers(100, 300))
@@ -193,15 +226,17 @@ def _appearance(img: npt.NDArray[np.float32], rng: np.random.Generator
 
 def augment(s: RoiSample, rng: np.random.Generator, p_cut: float = 0.35, p_non_leg: float = 0.04,
             size_hw: tuple[int, int] = ROI_INPUT_HW, appearance_p: float = 0.0,
-            margin_p: float = 0.0, top_trim_p: float = 0.0) -> RoiBatchItem:
+            margin_p: float = 0.0, top_trim_p: float = 0.0,
+            pelvis_p: float = 0.0) -> RoiBatchItem:
     """One randomly cut / flipped / processed / toned training input of ``s``.
 
-    ``appearance_p``, ``margin_p`` and ``top_trim_p`` are the probabilities of vendor-style
-    processing (:data:`ROI_APPEARANCE`), of background margins and of a top edge through the
-    pelvis (:func:`trim_top`, on images not cut otherwise); 0 keeps the original augmentation.
+    ``appearance_p``, ``margin_p``, ``top_trim_p`` and ``pelvis_p`` are the probabilities of
+    vendor-style processing (:data:`ROI_APPEARANCE`), of background margins, of a top edge
+    through the pelvis (:func:`trim_top`, on images not cut otherwise) and of a pelvis blurred
+    away (:func:`soften_pelvis`); 0 keeps the original augmentation.
     """
     for name, v in (("appearance_p", appearance_p), ("margin_p", margin_p),
-                    ("top_trim_p", top_trim_p)):
+                    ("top_trim_p", top_trim_p), ("pelvis_p", pelvis_p)):
         if not 0.0 <= v <= 1.0:
             raise ConfigError(f"{name} must be in [0, 1], got {v!r}")
     if rng.uniform() < p_non_leg:
@@ -214,6 +249,8 @@ def augment(s: RoiSample, rng: np.random.Generator, p_cut: float = 0.35, p_non_l
         img, c = trim_top(s.image, s.centres.copy(), s.mm_per_px, rng)
     else:
         img, c = s.image, s.centres.copy()
+    if pelvis_p > 0 and rng.uniform() < pelvis_p:
+        img = soften_pelvis(np.asarray(img, np.float32), c, s.mm_per_px, rng)
     label, lw, cw = presence(c, img.shape, s.mm_per_px)
     if rng.uniform() < 0.5:
         img = img[:, ::-1]

@@ -117,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     vrng = np.random.default_rng(7)
     ap, mp = float(d.get("appearance_p", 0.0)), float(d.get("margin_p", 0.0))
-    tp = float(d.get("top_trim_p", 0.0))
+    tp, pp = float(d.get("top_trim_p", 0.0)), float(d.get("pelvis_p", 0.0))
     val_items = [augment(s, vrng, float(d["p_cut"]), float(d["p_non_leg"]), appearance_p=ap,
-                         margin_p=mp, top_trim_p=tp) for s in val for _ in range(2)]
+                         margin_p=mp, top_trim_p=tp, pelvis_p=pp) for s in val for _ in range(2)]
     vb = _batch(val_items)
     render_s = time.time() - t0
     print(f"rendered {len(train)} + {len(val)} images in {render_s:.0f} s", flush=True)
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             g["lr"] = lr
         idx = rng.integers(0, len(train), bs)
         b = _batch([augment(train[int(i)], rng, float(d["p_cut"]), float(d["p_non_leg"]), hw,
-                            appearance_p=ap, margin_p=mp, top_trim_p=tp) for i in idx])
+                            appearance_p=ap, margin_p=mp, top_trim_p=tp,
+                            pelvis_p=pp) for i in idx])
         net.train()
         loss = roi_loss(net(b["image"]), b, st)
         opt.zero_grad()
