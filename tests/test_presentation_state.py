@@ -2,8 +2,9 @@
 
 It passes ``dciodvfy``; read back from its file, every graphic lies on the SR's spatial
 coordinates (within 0.01 px; each landmark outline is the SR's MULTIPOINT as a POLYLINE)
-and every text states the SR's values; its layers can be switched off one by one; and it is sent only to the destinations whose ``objects`` list
-GSPS (the others get the SR and SC as before).
+and every text states the SR's values; its layers can be switched off one by one; and it is
+sent only to the destinations whose ``objects`` list GSPS (the others get the SR and SC as
+before).
 """
 
 from __future__ import annotations
