@@ -209,17 +209,24 @@ def display_image(source: Dataset) -> npt.NDArray[np.uint8]:
         low = int(raw.min())
         index = raw if low == 0 and raw.dtype.kind == "u" else raw.astype(np.int32) - low
         stored = np.arange(low, int(raw.max()) + 1).astype(raw.dtype)
-        counts = np.bincount(index.ravel(), minlength=stored.size)
-        return _to_display(source, stored, photometric, counts)[index]
+        # the histogram only for the percentile range (no VOI window in the dataset)
+        counts = None if _has_voi(source) else np.bincount(index.ravel(), minlength=stored.size)
+        return np.take(_to_display(source, stored, photometric, counts), index)
     return _to_display(source, raw, photometric, None)
+
+
+def _has_voi(source: Dataset) -> bool:
+    """Whether ``source`` states a VOI window or LUT (else the percentile range is used)."""
+    return "WindowCenter" in source or "VOILUTSequence" in source
 
 
 def _to_display(source: Dataset, stored: npt.NDArray[np.generic], photometric: str,
                 counts: npt.NDArray[np.intp] | None) -> npt.NDArray[np.uint8]:
     """8-bit display values of ``stored`` values; ``counts``: how often each one occurs in
-    the image (for the percentile range), None when ``stored`` is the image itself."""
+    the image (for the percentile range), None when ``stored`` is the image itself or the
+    source has a VOI window (no percentiles needed)."""
     values = apply_modality_lut(stored, source).astype(np.float64)
-    if "WindowCenter" in source or "VOILUTSequence" in source:
+    if _has_voi(source):
         values = apply_voi_lut(values, source, index=0).astype(np.float64)
         lo, hi = _voi_output_range(source, values)
     elif counts is None:
