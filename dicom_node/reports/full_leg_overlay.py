@@ -26,6 +26,7 @@ from dicom_node.reports.overlay import (
     COLOURS,
     FLAG_TEXT,
     MAX_SIDE,
+    RESAMPLE,
     Inks,
     Style,
     _dashed,
@@ -148,7 +149,7 @@ def draw_full_leg_overlay(gray: npt.NDArray[np.uint8], result: FullLegResult, fo
     rows, cols = gray.shape
     scale = min(1.0, MAX_SIDE / max(rows, cols))
     width, height = max(1, round(cols * scale)), max(1, round(rows * scale))
-    image = Image.fromarray(gray).resize((width, height), Image.Resampling.LANCZOS) \
+    image = Image.fromarray(gray).resize((width, height), RESAMPLE) \
         if scale < 1 else Image.fromarray(gray)
     panel_w = max(160, round(PANEL_FRACTION * height))
     canvas_w = width + 2 * panel_w
