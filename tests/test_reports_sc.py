@@ -240,6 +240,12 @@ def test_palette_has_every_colour_a_grey_ramp_and_the_text_ramps() -> None:
     assert (greys[:, 0] == greys[:, 1]).all() and (greys[:, 1] == greys[:, 2]).all()
     assert greys[0, 0] == 0 and greys[-1, 0] == 255 and (np.diff(greys[:, 0].astype(int)) > 0).all()
     assert PALETTE_INKS.greys >= 224  # grey steps of at most 255/223 levels
+    from PIL import Image
+
+    levels = np.arange(256, dtype=np.uint8)
+    indices = np.asarray(PALETTE_INKS.image(Image.fromarray(levels[None, :])))[0]
+    assert indices.max() == PALETTE_INKS.greys - 1  # only grey-ramp indices
+    assert np.abs(greys[indices, 0].astype(int) - levels).max() <= 1  # every level within one
     for name, colour in COLOURS.items():
         assert tuple(palette[PALETTE_INKS(colour)]) == colour, name
     for fg, bg in TEXT_PAIRS:
