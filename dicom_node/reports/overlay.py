@@ -5,7 +5,7 @@ pixels into 8-bit as a viewer would show them, :func:`draw_overlay` draws the re
 Sizes scale with the image so text stays legible on a 1080p screen showing the whole image.
 
 The overlay is drawn either in RGB or, for a PALETTE COLOR secondary capture, as 8-bit
-indices into :data:`PALETTE` (:class:`Inks`): a grey ramp of :data:`PALETTE_GREYS` levels
+indices into :data:`PALETTE_INKS` (:class:`Inks`): a grey ramp of :data:`PALETTE_GREYS` levels
 for the image, one entry per drawing colour and, for text drawn on a coloured background,
 a ramp of :data:`TEXT_STEPS` blends so the text stays antialiased. One sample per pixel
 instead of three: the lossless encoder has a third of the work.
