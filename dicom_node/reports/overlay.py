@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -84,6 +84,14 @@ class Inks:
     palette: npt.NDArray[np.uint8] | None = None
     greys: int = 0
     text_steps: int = TEXT_STEPS
+    #: First index of each colour of ``palette`` (filled from it).
+    indices: dict[RGB, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.palette is not None and not self.indices:
+            for i in range(self.palette.shape[0] - 1, self.greys - 1, -1):  # first one wins
+                self.indices[_rgb(self.palette[i])] = i
+            self.indices.update({(0, 0, 0): 0, (255, 255, 255): self.greys - 1})
 
     @classmethod
     def rgb(cls) -> Inks:
@@ -129,12 +137,10 @@ class Inks:
         """The ink of ``colour``: itself on RGB, else its first index in the palette."""
         if self.palette is None:
             return colour
-        if _is_grey_end(colour):
-            return 0 if colour[0] == 0 else self.greys - 1
-        found = np.flatnonzero((self.palette[self.greys:] == colour).all(axis=1))
-        if found.size == 0:
+        index = self.indices.get(tuple(colour))  # type: ignore[arg-type]
+        if index is None:
             raise ReportInputError(f"colour {colour!r} is not in the overlay palette")
-        return self.greys + int(found[0])
+        return index
 
     def text(self, fg: RGB, bg: RGB) -> tuple[RGB | int | None, RGB | int]:
         """Inks to draw antialiased ``fg`` text on ``bg``: the background ink the text
