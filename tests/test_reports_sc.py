@@ -267,8 +267,12 @@ def test_palette_needs_palette_inks() -> None:
     source, m = pass_case()
     with pytest.raises(ReportInputError, match="does not fit encoding"):
         sc_image(source, np.zeros((8, 8, 3), np.uint8), Inks.rgb(), PALETTE)
-    with pytest.raises(ReportInputError, match="encoding must be one of"):
-        create_overlay_image(source, [m], encoding="palette")
+    with pytest.raises(ReportInputError, match="does not fit encoding"):
+        sc_image(source, np.zeros((8, 8), np.uint8), PALETTE_INKS, "jpeg-ls-lossless")
+    for call in (lambda: create_overlay_image(source, [m], encoding="palette"),
+                 lambda: sc_image(source, np.zeros((8, 8), np.uint8), PALETTE_INKS, "palette")):
+        with pytest.raises(ReportInputError, match="encoding must be one of"):
+            call()
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) not installed")

@@ -35,7 +35,8 @@ from inference.measurement import KneeMeasurement
 _ORIENTATION_LETTERS = set("LRAPHF")
 
 #: SC encodings by name (``reports.sc_transfer_syntax``): transfer syntax and the
-#: photometric interpretation highdicom needs for it. Lossless unless said otherwise.
+#: photometric interpretation highdicom needs for it (PALETTE COLOR: drawn as palette
+#: indices, see :func:`sc_image`). Lossless unless said otherwise.
 SC_ENCODINGS: dict[str, tuple[str, str]] = {
     "jpeg2000-lossless": (JPEG2000Lossless, "YBR_RCT"),
     "jpeg-ls-lossless-palette": (JPEGLSLossless, "PALETTE COLOR"),
@@ -91,7 +92,15 @@ def sc_image(source: Dataset, pixels: npt.NDArray[np.uint8], ink: Inks, encoding
         A name of :data:`SC_ENCODINGS`.
     **kwargs
         The other arguments of ``from_ref_dataset`` (series, equipment...).
+
+    Raises
+    ------
+    ReportInputError
+        When ``encoding`` is unknown or ``ink`` does not fit it (palette inks for a
+        PALETTE COLOR encoding, RGB inks for the others).
     """
+    if encoding not in SC_ENCODINGS:
+        raise ReportInputError(f"encoding must be one of {sorted(SC_ENCODINGS)}, got {encoding!r}")
     transfer_syntax, photometric = SC_ENCODINGS[encoding]
     if (ink.palette is None) != (photometric != "PALETTE COLOR"):
         raise ReportInputError(f"ink ({ink.mode}) does not fit encoding {encoding!r}")
