@@ -510,8 +510,8 @@ class ReportSettings(_Section):
     ] = Field(
         "jpeg-ls-lossless-palette",
         description="encoding of the SC overlay: lossless JPEG-LS of the 8-bit PALETTE COLOR "
-        "overlay (one sample per pixel: about 3x smaller than JPEG-LS RGB and encoded about "
-        "3x faster: `knee-node bench reports`), lossless JPEG-LS RGB, lossless JPEG 2000 "
+        "overlay (one sample per pixel: about 3x smaller than JPEG-LS RGB, the SC built in "
+        "about half the time: `knee-node bench reports`), lossless JPEG-LS RGB, lossless JPEG 2000 "
         "(YBR_RCT, slowest) or RLE; explicit (uncompressed RGB); jpeg-baseline is lossy. "
         "Sent uncompressed to a peer that does not accept it",
     )

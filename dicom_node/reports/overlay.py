@@ -8,7 +8,7 @@ The overlay is drawn either in RGB or, for a PALETTE COLOR secondary capture, as
 indices into :data:`PALETTE_INKS` (:class:`Inks`): a grey ramp of :data:`PALETTE_GREYS` levels
 for the image, one entry per drawing colour and, for text drawn on a coloured background,
 a ramp of :data:`TEXT_STEPS` blends so the text stays antialiased. One sample per pixel
-instead of three: the lossless encoder has a third of the work.
+instead of three: the lossless encoder takes less than half the time.
 """
 
 from __future__ import annotations
