@@ -218,3 +218,29 @@ def test_dsr2html_renders_the_sr(case: tuple) -> None:
     assert "NOT FOR DIAGNOSTIC USE" in out.stdout
     if any(lg.quality == "pass" for lg in res.legs):
         assert "Hip-knee-ankle angle" in out.stdout and "deg" in out.stdout
+
+
+def test_palette_sc_is_the_rgb_overlay_through_its_palette(case: tuple, tmp_path: Path) -> None:
+    """The node's default SC encoding: one index per pixel; through the palette it is the
+    RGB overlay but for sub-level grey rounding and text edges on coloured backgrounds."""
+    from pydicom.pixels import apply_color_lut
+
+    from dicom_node.reports.overlay import TEXT_STEPS
+
+    src, res, _, sc_path = case
+    path = tmp_path / "sc_palette.dcm"
+    build_full_leg_sc(src, res, encoding="jpeg-ls-lossless-palette").save_as(
+        path, enforce_file_format=True)
+    back = pydicom.dcmread(path)
+    assert back.PhotometricInterpretation == "PALETTE COLOR" and back.SamplesPerPixel == 1
+    shown = (apply_color_lut(back.pixel_array, back) >> 8).astype(np.uint8)
+    rgb = pydicom.dcmread(sc_path).pixel_array
+    assert shown.shape == rgb.shape
+    diff = np.abs(shown.astype(int) - rgb.astype(int)).max(axis=-1)
+    assert diff.max() <= 255 // (2 * TEXT_STEPS) + 1 and (diff > 1).mean() < 0.01
+    yellow = np.all(shown == (255, 215, 0), axis=-1).sum()
+    assert yellow == np.all(rgb == (255, 215, 0), axis=-1).sum()
+    if shutil.which("dciodvfy"):
+        out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
+        errors = [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
+        assert errors == []

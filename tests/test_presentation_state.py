@@ -1,9 +1,10 @@
 """Issue 15, item 3: the GSPS (Grayscale Softcopy Presentation State) of a knee result.
 
 It passes ``dciodvfy``; read back from its file, every graphic lies on the SR's spatial
-coordinates (within 0.01 px) and every text states the SR's values; its layers can be
-switched off one by one; and it is sent only to the destinations whose ``objects`` list
-GSPS (the others get the SR and SC as before).
+coordinates (within 0.01 px; each landmark outline is the SR's MULTIPOINT as a POLYLINE)
+and every text states the SR's values; its layers can be switched off one by one; and it is
+sent only to the destinations whose ``objects`` list GSPS (the others get the SR and SC as
+before).
 """
 
 from __future__ import annotations
@@ -155,15 +156,24 @@ def test_every_graphic_lies_on_the_srs_coordinates_and_texts_state_its_values(
     for a in sr_axes:
         assert min(np.abs(pts - a).max() for _, pts in axes) < 0.01
 
-    # the landmarks: one POINT per point of the SR's MULTIPOINTs, every knee (flagged too)
-    sr_points = np.concatenate(scoords["MULTIPOINT"])
-    points = graphics["KNEE_LANDMARKS"]
-    assert {t for t, _ in points} == {"POINT"} and {len(p) for _, p in points} == {1}
-    gp = np.concatenate([p for _, p in points])
+    # the landmarks: one POLYLINE per SR MULTIPOINT (an outline of a knee, flagged ones
+    # too), through the very same points in the same order; together every landmark once
+    sr_outlines = scoords["MULTIPOINT"]
+    outlines = graphics["KNEE_LANDMARKS"]
+    assert {t for t, _ in outlines} == {"POLYLINE"}
+    assert len(outlines) == len(sr_outlines)
+    unmatched = list(sr_outlines)
+    for _, pts in outlines:
+        [i] = [i for i, mp in enumerate(unmatched)
+               if mp.shape == pts.shape and np.abs(mp - pts).max() < 0.01]
+        unmatched.pop(i)
+    assert unmatched == []
+    gp = np.concatenate([p for _, p in outlines])
+    sr_points = np.concatenate(sr_outlines)
     assert len(gp) == len(sr_points) == sum(len(k.landmarks) for k in knees)
-    assert np.abs(np.sort(gp, axis=0) - np.sort(sr_points, axis=0)).max() < 0.01
-    for p in gp:
-        assert np.abs(sr_points - p).max(axis=1).min() < 0.01
+    for k in knees:  # every landmark of every knee is a vertex
+        for p in k.landmarks + 0.5:
+            assert np.abs(gp - p).max(axis=1).min() < 0.01
 
     # the values: each aTFA of the SR, as it states it
     texts = [str(t.UnformattedTextValue) for t in gsps_texts(pr)]

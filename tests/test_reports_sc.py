@@ -24,7 +24,20 @@ from test_reports_common import (  # noqa: E402
 )
 
 from dicom_node.reports import create_overlay_image  # noqa: E402
-from dicom_node.reports.overlay import COLOURS, MAX_SIDE, Style, display_image  # noqa: E402
+from dicom_node.reports._checks import ReportInputError  # noqa: E402
+from dicom_node.reports.algorithm import identities  # noqa: E402
+from dicom_node.reports.overlay import (  # noqa: E402
+    COLOURS,
+    MAX_SIDE,
+    PALETTE_INKS,
+    TEXT_PAIRS,
+    TEXT_STEPS,
+    Inks,
+    Style,
+    display_image,
+    draw_overlay,
+)
+from dicom_node.reports.secondary_capture import sc_image  # noqa: E402
 from inference.measurement import KneeMeasurement  # noqa: E402
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -172,6 +185,123 @@ def test_dciodvfy_finds_no_error(tmp_path: Path) -> None:
     assert "SCImage" in text
     assert [line for line in text.splitlines() if line.startswith("Error")] == []
     assert path.stat().st_size < 12_000_000
+
+
+PALETTE = "jpeg-ls-lossless-palette"
+
+
+def _palette_roundtrip(source: Dataset, measurements: list[KneeMeasurement], tmp_path: Path
+                       ) -> tuple[Dataset, Path]:
+    sc = create_overlay_image(source, measurements, encoding=PALETTE)
+    path = tmp_path / "sc_palette.dcm"
+    sc.save_as(path, enforce_file_format=True)
+    return pydicom.dcmread(path), path
+
+
+def _as_rgb(sc: Dataset) -> np.ndarray:
+    """The palette SC's colours as a viewer shows them (8-bit: the 16-bit entries' top byte)."""
+    from pydicom.pixels import apply_color_lut
+
+    return (apply_color_lut(sc.pixel_array, sc) >> 8).astype(np.uint8)
+
+
+def test_palette_sc_is_the_drawn_overlay_losslessly(tmp_path: Path) -> None:
+    """The default encoding: one 8-bit index per pixel, JPEG-LS lossless; read back, the
+    indices are the overlay as drawn, and through the palette it is the RGB overlay except
+    for sub-level grey rounding and the text edges on coloured backgrounds."""
+    source, measurements = two_knee_case()
+    back, path = _palette_roundtrip(source, measurements, tmp_path)
+    assert back.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.80"
+    assert back.PhotometricInterpretation == "PALETTE COLOR"
+    assert (back.SamplesPerPixel, back.BitsAllocated, back.BitsStored) == (1, 8, 8)
+    for colour in ("Red", "Green", "Blue"):
+        assert list(back[f"{colour}PaletteColorLookupTableDescriptor"].value) == [256, 0, 16]
+    footer = ", ".join(f"Model {a.name} {a.version}" for a in identities(measurements))
+    drawn = draw_overlay(display_image(source), measurements, footer, PALETTE_INKS)
+    assert np.array_equal(back.pixel_array, drawn), "lossless: the indices as drawn"
+    shown = _as_rgb(back)
+    rgb = create_overlay_image(source, measurements).pixel_array  # explicit RGB
+    assert shown.shape == rgb.shape
+    diff = np.abs(shown.astype(int) - rgb.astype(int)).max(axis=-1)
+    assert diff.max() <= 255 // (2 * TEXT_STEPS) + 1, diff.max()
+    assert (diff > 1).mean() < 0.01
+    assert path.stat().st_size < 0.5 * rgb.nbytes / 3  # one sample, compressed
+    for name in ("femoral_FTS", "femoral_FNTS", "tibial", "landmark"):  # drawn, not blended
+        assert _count(shown, COLOURS[name], tol=0) == _count(rgb, COLOURS[name], tol=0) > 30, name
+    for name in ("flagged", "banner"):  # also text ink or background: text edges round to them
+        n, n_rgb = _count(shown, COLOURS[name], tol=0), _count(rgb, COLOURS[name], tol=0)
+        assert n_rgb > 100 and abs(n - n_rgb) < 0.05 * n_rgb, (name, n, n_rgb)
+
+
+def test_palette_has_every_colour_a_grey_ramp_and_the_text_ramps() -> None:
+    palette = PALETTE_INKS.palette
+    assert palette is not None and palette.shape == (256, 3) and palette.dtype == np.uint8
+    greys = palette[:PALETTE_INKS.greys]
+    assert (greys[:, 0] == greys[:, 1]).all() and (greys[:, 1] == greys[:, 2]).all()
+    assert greys[0, 0] == 0 and greys[-1, 0] == 255 and (np.diff(greys[:, 0].astype(int)) > 0).all()
+    assert PALETTE_INKS.greys >= 224  # grey steps of at most 255/223 levels
+    from PIL import Image
+
+    levels = np.arange(256, dtype=np.uint8)
+    indices = np.asarray(PALETTE_INKS.image(Image.fromarray(levels[None, :])))[0]
+    assert indices.max() == PALETTE_INKS.greys - 1  # only grey-ramp indices
+    assert np.abs(greys[indices, 0].astype(int) - levels).max() <= 1  # every level within one
+    for name, colour in COLOURS.items():
+        assert tuple(palette[PALETTE_INKS(colour)]) == colour, name
+    for fg, bg in TEXT_PAIRS:
+        base, top = PALETTE_INKS.text(fg, bg)
+        assert base is not None and top - base == TEXT_STEPS
+        assert tuple(palette[base]) == bg and tuple(palette[top]) == fg
+    assert PALETTE_INKS.text(COLOURS["text"], COLOURS["panel"]) == (None, PALETTE_INKS.greys - 1)
+    with pytest.raises(ReportInputError, match="not in the overlay palette"):
+        PALETTE_INKS((1, 2, 3))
+    with pytest.raises(ReportInputError, match="no ramp"):
+        PALETTE_INKS.text(COLOURS["tibial"], COLOURS["panel"])
+    with pytest.raises(ReportInputError, match="text_steps"):
+        Inks.indexed(list(COLOURS.values()), text_steps=0)
+    with pytest.raises(ReportInputError, match="grey levels"):
+        Inks.indexed([(i, 0, 1) for i in range(140)])
+
+
+def test_palette_needs_palette_inks() -> None:
+    source, m = pass_case()
+    with pytest.raises(ReportInputError, match="does not fit encoding"):
+        sc_image(source, np.zeros((8, 8, 3), np.uint8), Inks.rgb(), PALETTE)
+    with pytest.raises(ReportInputError, match="does not fit encoding"):
+        sc_image(source, np.zeros((8, 8), np.uint8), PALETTE_INKS, "jpeg-ls-lossless")
+    for call in (lambda: create_overlay_image(source, [m], encoding="palette"),
+                 lambda: sc_image(source, np.zeros((8, 8), np.uint8), PALETTE_INKS, "palette")):
+        with pytest.raises(ReportInputError, match="encoding must be one of"):
+            call()
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) not installed")
+def test_palette_sc_dciodvfy_finds_no_error(tmp_path: Path) -> None:
+    """No error, and no warning the RGB SC of the same case does not have."""
+    source, measurements = two_knee_case()
+    _, path = _palette_roundtrip(source, measurements, tmp_path)
+    create_overlay_image(source, measurements).save_as(tmp_path / "rgb.dcm",
+                                                      enforce_file_format=True)
+    found = {}
+    for name, p in (("palette", path), ("rgb", tmp_path / "rgb.dcm")):
+        out = subprocess.run(["dciodvfy", str(p)], capture_output=True, text=True, timeout=60)
+        text = out.stdout + out.stderr
+        assert "SCImage" in text, name
+        found[name] = {line for line in text.splitlines() if line.startswith(("Error", "Warning"))}
+    assert not any(line.startswith("Error") for line in found["palette"]), found["palette"]
+    assert found["palette"] <= found["rgb"], found["palette"] - found["rgb"]
+
+
+def test_palette_sc_decompresses_for_a_peer_without_jpeg_ls(tmp_path: Path) -> None:
+    """As the DIMSE sender does for a peer that does not accept JPEG-LS."""
+    source, measurements = two_knee_case()
+    back, _ = _palette_roundtrip(source, measurements, tmp_path)
+    indices = back.pixel_array.copy()
+    back.decompress(generate_instance_uid=False)
+    assert not back.file_meta.TransferSyntaxUID.is_compressed
+    assert back.PhotometricInterpretation == "PALETTE COLOR"
+    back.save_as(tmp_path / "plain.dcm", enforce_file_format=True)
+    assert np.array_equal(pydicom.dcmread(tmp_path / "plain.dcm").pixel_array, indices)
 
 
 def _synthetic_case(seed: int, quality: str) -> tuple[Dataset, list[KneeMeasurement]]:

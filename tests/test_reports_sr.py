@@ -17,9 +17,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_reports_common import knee_landmarks, make_measurement, make_source, pass_case  # noqa: E402
 
 from dicom_node.reports import codes, create_measurement_report  # noqa: E402
+from dicom_node.reports._checks import ReportInputError, check_measurements  # noqa: E402
 from dicom_node.reports.measurement_report import (  # noqa: E402
     PIXEL_CENTRE_OFFSET,
     VIEWER_TOOL_PREFIX,
+    document_arguments,
+    report_content,
+    sr_document,
 )
 from inference import landmarks as lm  # noqa: E402
 from inference.measurement import KneeMeasurement  # noqa: E402
@@ -186,6 +190,101 @@ def test_post_op_and_cr_without_spacing(tmp_path: Path) -> None:
     names = {_name(i)[0] for i in _items(sr)}
     assert {"LM-IMPL-FEM", "LM-IMPL-TIB"} <= names
     assert ("111028", "DCM") not in {_name(i) for i in _items(sr)}  # no Image Library
+
+
+#: Attributes whose values are the time of writing (they differ between two builds).
+_CLOCK = {"ContentDate", "ContentTime", "InstanceCreationDate", "InstanceCreationTime",
+          "ContributionDateTime"}
+
+
+def _differences(a: Dataset, b: Dataset, path: str = "") -> list[str]:
+    """Where ``a`` and ``b`` differ, element by element at every depth (but the clock)."""
+    out = []
+    for tag in sorted(set(a.keys()) | set(b.keys())):
+        name = f"{path}/{a[tag].keyword if tag in a else b[tag].keyword}"
+        if tag not in a or tag not in b:
+            out.append(f"{name}: only in {'new' if tag in b else 'old'}")
+        elif a[tag].VR != b[tag].VR:
+            out.append(f"{name}: VR {a[tag].VR} != {b[tag].VR}")
+        elif a[tag].VR == "SQ":
+            x, y = a[tag].value, b[tag].value
+            if len(x) != len(y):
+                out.append(f"{name}: {len(x)} != {len(y)} items")
+            for i, (p, q) in enumerate(zip(x, y, strict=False)):
+                out += _differences(p, q, f"{name}[{i}]")
+        elif a[tag].keyword not in _CLOCK and a[tag].value != b[tag].value:
+            out.append(f"{name}: {a[tag].value!r} != {b[tag].value!r}")
+    return out
+
+
+@pytest.mark.parametrize("library", [False, True], ids=["no-library", "image-library"])
+def test_sr_document_is_highdicoms_document(tmp_path: Path, library: bool) -> None:
+    """``sr_document`` (no deep copy of the tree) writes the very document highdicom's
+    ``Comprehensive3DSR`` constructor writes from the same content and arguments: every
+    element at every depth, UIDs included, all but the clock."""
+    import copy
+
+    import highdicom as hd
+
+    r = knee_landmarks(-5.0, laterality="R", scale=1.2, centre=(150, 300))
+    left = knee_landmarks(4.0, laterality="L", scale=1.2, centre=(400, 300))
+    source = make_source(rows=600, cols=560, knees=(r, left))
+    if library:
+        source.ImagerPixelSpacing = [0.15, 0.15]
+    knees = check_measurements([
+        make_measurement(r, laterality="R"),
+        make_measurement(left, laterality="L", quality="flag", reasons=("low heatmap peak",)),
+    ], need_model=True)
+    content = report_content(source, knees, device_observer_uid=OBSERVER_UID,
+                             device_observer_name="knee-node", manufacturer="knee-node project")
+    kwargs = document_arguments(source, knees, series_number=9901, instance_number=1,
+                                institution_name=None, manufacturer="knee-node project")
+    old = hd.sr.Comprehensive3DSR(evidence=[source], content=copy.deepcopy(content), **kwargs)
+    new = sr_document(source, content, **kwargs)
+    assert isinstance(new, hd.sr.Comprehensive3DSR)
+    old_back = pydicom.dcmread(_write(old, tmp_path, "old.dcm"))
+    new_back = pydicom.dcmread(_write(new, tmp_path, "new.dcm"))
+    assert old_back.file_meta.TransferSyntaxUID == new_back.file_meta.TransferSyntaxUID
+    assert len(list(old_back.iterall())) > 500  # the whole tree is compared
+    assert _differences(old_back, new_back) == []
+    assert ("111028", "DCM") in {_name(i) for i in _items(new_back)} or not library
+    # its content is the document's own tree, parsed (as Comprehensive3DSR.from_dataset)
+    assert len(new.content) == 1
+    assert all(a is b for a, b in zip(new.content[0].ContentSequence, new.ContentSequence,
+                                      strict=True))
+
+
+def test_differences_sees_a_changed_value_deep_in_the_tree(tmp_path: Path) -> None:
+    source, m = pass_case()
+    path = _write(create_measurement_report(source, [m], device_observer_uid=OBSERVER_UID),
+                  tmp_path)
+    sr, other = pydicom.dcmread(path), pydicom.dcmread(path)
+    assert _differences(sr, other) == []
+    (num,) = _nums(_knees(other)[0], codes.ATFA_FTS)
+    num.MeasuredValueSequence[0].NumericValue = "1.5"
+    del other.ContentSequence[0].ConceptNameCodeSequence[0].CodeMeaning
+    found = _differences(sr, other)
+    assert any(d.endswith("/NumericValue: " + repr(
+        _nums(_knees(sr)[0], codes.ATFA_FTS)[0].MeasuredValueSequence[0].NumericValue)
+        + " != '1.5'") for d in found), found
+    assert any(d.endswith("/CodeMeaning: only in old") for d in found), found
+
+
+def test_sr_document_refuses_other_references_and_a_bare_root() -> None:
+    import highdicom as hd
+
+    source, m = pass_case()
+    knees = check_measurements([m], need_model=True)
+    content = report_content(source, knees, device_observer_uid=OBSERVER_UID,
+                             device_observer_name="knee-node", manufacturer="knee-node project")
+    kwargs = document_arguments(source, knees, series_number=9901, instance_number=1,
+                                institution_name=None, manufacturer="knee-node project")
+    other = make_source()
+    other.SOPInstanceUID = generate_uid()
+    with pytest.raises(ReportInputError, match="other than source"):
+        sr_document(other, content, **kwargs)
+    with pytest.raises(ReportInputError, match="root CONTAINER"):
+        sr_document(source, hd.sr.TextContentItem(name=codes.NOTICE, value="x"), **kwargs)
 
 
 @pytest.fixture(scope="module")

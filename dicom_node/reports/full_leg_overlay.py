@@ -26,13 +26,16 @@ from dicom_node.reports.overlay import (
     COLOURS,
     FLAG_TEXT,
     MAX_SIDE,
+    RESAMPLE,
+    Inks,
     Style,
     _dashed,
     _font,
     _wrap,
     display_image,
+    draw_text,
 )
-from dicom_node.reports.secondary_capture import SC_ENCODINGS, _patient_orientation
+from dicom_node.reports.secondary_capture import _patient_orientation, inks_for, sc_image
 from inference.leg import landmarks as leg
 from inference.leg.predictor import MEASUREMENTS, FullLegResult, LegResult
 
@@ -83,7 +86,7 @@ def _extend(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], f: float
 
 
 def _draw_leg(draw: ImageDraw.ImageDraw, lg: LegResult, scale: float, style: Style,
-              origin: tuple[int, int]) -> None:
+              origin: tuple[int, int], ink: Inks) -> None:
     ox, oy = origin
 
     def px(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -94,36 +97,36 @@ def _draw_leg(draw: ImageDraw.ImageDraw, lg: LegResult, scale: float, style: Sty
         for p in lg.landmarks[:leg.N_CORE]:
             if np.all(np.isfinite(p)):
                 c = px(p)
-                draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=COLOURS["flagged"])
+                draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=ink(COLOURS["flagged"]))
         return
     geom = leg_geometry(lg)
     w = style.line_px
     if "hip_ankle" in geom:
         a, b = (px(p) for p in geom["hip_ankle"][1])
         _dashed(draw, (float(a[0]), float(a[1])), (float(b[0]), float(b[1])),
-                LEG_COLOURS["hip_ankle"], max(1, w - 1))
+                ink(LEG_COLOURS["hip_ankle"]), max(1, w - 1))
     for key in ("femoral_mech", "tibial_mech"):
         if key in geom:
             a, b = (px(p) for p in geom[key][1])
-            draw.line([tuple(a), tuple(b)], fill=LEG_COLOURS[key], width=w)
+            draw.line([tuple(a), tuple(b)], fill=ink(LEG_COLOURS[key]), width=w)
     for key in ("condylar", "plateau"):
         if key in geom:
             a, b = (px(p) for p in geom[key][1])
-            draw.line(list(_extend(a, b, 0.35)), fill=LEG_COLOURS[key], width=w)
+            draw.line(list(_extend(a, b, 0.35)), fill=ink(LEG_COLOURS[key]), width=w)
     for key in ("head_centre", "knee_centre"):
         if key in geom:
             c = px(geom[key][1][0])
             draw.ellipse([c[0] - 1.5 * r, c[1] - 1.5 * r, c[0] + 1.5 * r, c[1] + 1.5 * r],
-                         outline=COLOURS["text"], width=max(1, w // 2))
+                         outline=ink(COLOURS["text"]), width=max(1, w // 2))
     a = lg.landmarks[leg.ANKLE_CENTRE]
     if np.all(np.isfinite(a)):
         c = px(a)
-        draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=LEG_COLOURS["tibial_mech"])
+        draw.ellipse([c[0] - r, c[1] - r, c[0] + r, c[1] + r], fill=ink(LEG_COLOURS["tibial_mech"]))
 
 
-def draw_full_leg_overlay(gray: npt.NDArray[np.uint8], result: FullLegResult, footer: str
-                          ) -> npt.NDArray[np.uint8]:
-    """RGB overlay: banner, right-leg panel | image with drawings | left-leg panel, notice.
+def draw_full_leg_overlay(gray: npt.NDArray[np.uint8], result: FullLegResult, footer: str,
+                          ink: Inks | None = None) -> npt.NDArray[np.uint8]:
+    """The overlay: banner, right-leg panel | image with drawings | left-leg panel, notice.
 
     Parameters
     ----------
@@ -133,11 +136,20 @@ def draw_full_leg_overlay(gray: npt.NDArray[np.uint8], result: FullLegResult, fo
         The measured legs.
     footer
         Last line of the notice (algorithm name and version).
+    ink
+        RGB (the default) or a palette's inks, as
+        :func:`dicom_node.reports.overlay.draw_overlay`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(height, width, 3)`` RGB, or ``(height, width)`` indices into ``ink.palette``.
     """
+    ink = Inks.rgb() if ink is None else ink
     rows, cols = gray.shape
     scale = min(1.0, MAX_SIDE / max(rows, cols))
     width, height = max(1, round(cols * scale)), max(1, round(rows * scale))
-    image = Image.fromarray(gray).resize((width, height), Image.Resampling.LANCZOS) \
+    image = Image.fromarray(gray).resize((width, height), RESAMPLE) \
         if scale < 1 else Image.fromarray(gray)
     panel_w = max(160, round(PANEL_FRACTION * height))
     canvas_w = width + 2 * panel_w
@@ -155,15 +167,15 @@ def draw_full_leg_overlay(gray: npt.NDArray[np.uint8], result: FullLegResult, fo
                     for t in _wrap(probe, text, font, canvas_w - 2 * margin)]
     top = len(banner) * line_h + 2 * margin
     bottom = len(bottom_lines) * line_h + 2 * margin
-    canvas = Image.new("RGB", (canvas_w, top + height + bottom), COLOURS["panel"])
-    canvas.paste(image.convert("RGB"), (panel_w, top))
+    canvas = Image.new(ink.mode, (canvas_w, top + height + bottom), ink(COLOURS["panel"]))
+    canvas.paste(ink.image(image), (panel_w, top))
     draw = ImageDraw.Draw(canvas)
-    draw.rectangle([0, 0, canvas_w, top - 1], fill=COLOURS["banner"])
+    draw.rectangle([0, 0, canvas_w, top - 1], fill=ink(COLOURS["banner"]))
     for i, text in enumerate(banner):
-        draw.text((canvas_w / 2, margin + i * line_h + line_h / 2), text, font=font,
-                  fill=COLOURS["text"], anchor="mm")
+        draw_text(draw, (canvas_w / 2, margin + i * line_h + line_h / 2), text, font,
+                  COLOURS["text"], COLOURS["banner"], ink, anchor="mm")
     for lg in result.legs:
-        _draw_leg(draw, lg, scale, style, (panel_w, top))
+        _draw_leg(draw, lg, scale, style, (panel_w, top), ink)
         x0 = margin if lg.side == "R" else panel_w + width + margin
         colour = COLOURS["text"] if lg.quality == "pass" else COLOURS["flagged"]
         lines = [t for text in leg_lines(lg) for t in _wrap(probe, text, font,
@@ -172,11 +184,11 @@ def draw_full_leg_overlay(gray: npt.NDArray[np.uint8], result: FullLegResult, fo
         for i, text in enumerate(lines):
             if y + (i + 1) * line_h > top + height:
                 break
-            draw.text((x0, y + i * line_h), text, font=font,
-                      fill=colour if i else COLOURS["text"])
+            draw_text(draw, (x0, y + i * line_h), text, font,
+                      colour if i else COLOURS["text"], COLOURS["panel"], ink)
     for i, text in enumerate(bottom_lines):
-        draw.text((margin, top + height + margin + i * line_h), text, font=font,
-                  fill=COLOURS["text"])
+        draw_text(draw, (margin, top + height + margin + i * line_h), text, font,
+                  COLOURS["text"], COLOURS["panel"], ink)
     return np.asarray(canvas, dtype=np.uint8)
 
 
@@ -220,19 +232,15 @@ def build_full_leg_sc(
             raise ReportInputError(f"{name} must be a positive integer, got {value!r}")
     if not isinstance(manufacturer, str) or not manufacturer.strip():
         raise ReportInputError(f"manufacturer must be a non-empty string, got {manufacturer!r}")
-    if encoding not in SC_ENCODINGS:
-        raise ReportInputError(f"encoding must be one of {sorted(SC_ENCODINGS)}, got {encoding!r}")
-    transfer_syntax, photometric = SC_ENCODINGS[encoding]
+    ink = inks_for(encoding)
     algo = AlgorithmIdentity.from_model(result.model)
     pixels = draw_full_leg_overlay(display_image(source), result,
-                                   f"Model {algo.name} {algo.version}")
-    sc = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=source, pixel_array=pixels, photometric_interpretation=photometric,
-        bits_allocated=8, coordinate_system=hd.CoordinateSystemNames.PATIENT,
+                                   f"Model {algo.name} {algo.version}", ink)
+    sc = sc_image(
+        source, pixels, ink, encoding,
         series_instance_uid=hd.UID(), series_number=series_number, sop_instance_uid=hd.UID(),
         instance_number=instance_number, manufacturer=manufacturer,
         patient_orientation=_patient_orientation(source), laterality=None,
-        transfer_syntax_uid=transfer_syntax,
         contributing_equipment=[algo.contributing_equipment()],
         series_description=fc.SERIES_DESCRIPTION_SC,
         manufacturer_model_name=algo.name[:64], software_versions=algo.version[:64],

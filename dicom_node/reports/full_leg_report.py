@@ -40,6 +40,7 @@ from dicom_node.reports.measurement_report import (
     _check_uid,
     _library_ready,
     _separate,
+    sr_document,
     viewer_tracking_identifier,
 )
 from inference.landmarks import CortexPair
@@ -307,8 +308,8 @@ def build_full_leg_sr(
         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)])
     report[0].ContentSequence.append(notice)
     _separate(report[0])
-    return hd.sr.Comprehensive3DSR(
-        evidence=[source], content=report[0], series_instance_uid=hd.UID(),
+    return sr_document(
+        source, report[0], series_instance_uid=hd.UID(),
         series_number=series_number, sop_instance_uid=hd.UID(), instance_number=instance_number,
         manufacturer=manufacturer, is_complete=True, is_final=False, is_verified=False,
         institution_name=institution_name or source.get("InstitutionName") or None,

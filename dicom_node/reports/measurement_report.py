@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import highdicom as hd
 import numpy as np
@@ -278,6 +279,61 @@ def _is_projection(source: Dataset) -> bool:
     return str(source.get("Modality", "")) in {"CR", "DX", "RG", "MG", "IO", "PX", "XA", "RF"}
 
 
+def _referenced_instances(item: Dataset) -> set[str]:
+    """SOP Instance UIDs the IMAGE/COMPOSITE items under ``item`` reference (any depth)."""
+    found: set[str] = set()
+    for child in item.get("ContentSequence", []):
+        refs = child.get("ReferencedSOPSequence")
+        if refs:
+            found.update(str(r.ReferencedSOPInstanceUID) for r in refs)
+        if "ContentSequence" in child:
+            found |= _referenced_instances(child)
+    return found
+
+
+def sr_document(source: Dataset, content: Dataset, **kwargs: Any) -> hd.sr.Comprehensive3DSR:
+    """``hd.sr.Comprehensive3DSR(evidence=[source], content=content, **kwargs)``: the same
+    document (tests/test_reports_sr.py compares them element by element), without the
+    constructor's deep copy, re-parse and evidence search of the whole content tree.
+
+    The constructor is given the root container without its children, the children are
+    put on the document, and ``Comprehensive3DSR.from_dataset(copy=False)`` (public
+    highdicom API) parses the document's own tree as its ``content`` once. The evidence
+    list is ``source`` either way; the constructor's check that the tree references no
+    instance outside the evidence is made here.
+
+    Parameters
+    ----------
+    source
+        The measured image: the evidence, and the only instance ``content`` may reference.
+    content
+        The root CONTAINER (TID 1500), e.g. ``hd.sr.MeasurementReport(...)[0]``; its
+        children become the document's (not copied).
+    **kwargs
+        The other arguments of ``hd.sr.Comprehensive3DSR`` (series, flags, equipment...).
+
+    Raises
+    ------
+    ReportInputError
+        When ``content`` is not a CONTAINER with children, or references an instance
+        other than ``source``.
+    """
+    if content.get("ValueType") != "CONTAINER" or not content.get("ContentSequence"):
+        raise ReportInputError("content must be a root CONTAINER with content items, got "
+                               f"value type {content.get('ValueType')!r}")
+    others = _referenced_instances(content) - {str(source.SOPInstanceUID)}
+    if others:
+        raise ReportInputError(f"content references instances other than source: {sorted(others)}")
+    root = Dataset()
+    for element in content:
+        if element.keyword != "ContentSequence":
+            root.add(element)
+    root.ContentSequence = hd.sr.ContentSequence([])
+    document = hd.sr.Comprehensive3DSR(evidence=[source], content=root, **kwargs)
+    document.ContentSequence = content.ContentSequence
+    return hd.sr.Comprehensive3DSR.from_dataset(document, copy=False)
+
+
 def _check_uid(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise ReportTypeError(f"{name} must be a UID string, got {type(value).__name__}")
@@ -340,6 +396,30 @@ def create_measurement_report(
     ):
         if not isinstance(value, str) or not value.strip():
             raise ReportInputError(f"{name} must be a non-empty string, got {value!r}")
+    content = report_content(source, records, device_observer_uid=device_observer_uid,
+                             device_observer_name=device_observer_name,
+                             manufacturer=manufacturer)
+    return sr_document(source, content, **document_arguments(
+        source, records, series_number=series_number, instance_number=instance_number,
+        institution_name=institution_name, manufacturer=manufacturer))
+
+
+def report_content(source: Dataset, records: Sequence[KneeMeasurement], *,
+                   device_observer_uid: str, device_observer_name: str,
+                   manufacturer: str) -> Dataset:
+    """The root CONTAINER of the TID 1500 report of ``records`` (checked by the caller):
+    observation context, procedure, one group per knee and per aTFA, image library (when
+    :func:`_library_ready`), the notice; every container SEPARATE.
+
+    Parameters
+    ----------
+    source
+        The measured image.
+    records
+        One checked record per knee, each with its model.
+    device_observer_uid, device_observer_name, manufacturer
+        The node as device observer (TID 1004).
+    """
     algorithms = identities(records)
     observer = hd.sr.ObserverContext(
         observer_type=dcm_codes.DCM.Device,
@@ -370,21 +450,40 @@ def create_measurement_report(
     )
     report[0].ContentSequence.append(notice)  # TID 1500 row 12, after Imaging Measurements
     _separate(report[0])
-    return hd.sr.Comprehensive3DSR(
-        evidence=[source],
-        content=report[0],
-        series_instance_uid=hd.UID(),
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=instance_number,
-        manufacturer=manufacturer,
-        is_complete=True,
-        is_final=False,
-        is_verified=False,
-        institution_name=institution_name or source.get("InstitutionName") or None,
-        series_description=SERIES_DESCRIPTION_SR,
-        coding_schemes=[codes.coding_scheme_identification()],
-        contributing_equipment=[a.contributing_equipment() for a in algorithms],
-        manufacturer_model_name=algorithms[0].name[:64],
-        software_versions=algorithms[0].version[:64],
-    )
+    return report[0]
+
+
+def document_arguments(source: Dataset, records: Sequence[KneeMeasurement], *,
+                       series_number: int, instance_number: int,
+                       institution_name: str | None, manufacturer: str) -> dict[str, Any]:
+    """The arguments of ``hd.sr.Comprehensive3DSR`` but evidence and content: new series
+    and SOP instance UIDs, the numbers, flags COMPLETE / UNVERIFIED / PRELIMINARY, the
+    institution (the source's when ``institution_name`` is None), the series description,
+    the coding schemes, the algorithms as contributing equipment and model/version.
+
+    Parameters
+    ----------
+    source
+        The measured image.
+    records
+        One checked record per knee, each with its model.
+    series_number, instance_number, institution_name, manufacturer
+        As :func:`create_measurement_report`.
+    """
+    algorithms = identities(records)
+    return {
+        "series_instance_uid": hd.UID(),
+        "series_number": series_number,
+        "sop_instance_uid": hd.UID(),
+        "instance_number": instance_number,
+        "manufacturer": manufacturer,
+        "is_complete": True,
+        "is_final": False,
+        "is_verified": False,
+        "institution_name": institution_name or source.get("InstitutionName") or None,
+        "series_description": SERIES_DESCRIPTION_SR,
+        "coding_schemes": [codes.coding_scheme_identification()],
+        "contributing_equipment": [a.contributing_equipment() for a in algorithms],
+        "manufacturer_model_name": algorithms[0].name[:64],
+        "software_versions": algorithms[0].version[:64],
+    }

@@ -6,8 +6,11 @@ draws it over the original pixels and can hide it, layer by layer:
 
 * ``KNEE_AXES``: per passed knee, the femoral axis by FTS and by FNTS and the tibial axis,
   each a 2-point POLYLINE, exactly the SR's axis SCOORDs;
-* ``KNEE_LANDMARKS``: every landmark of each knee, one POINT each, exactly the points of
-  the SR's landmark MULTIPOINTs;
+* ``KNEE_LANDMARKS``: every landmark of each knee, one POLYLINE per outline (femur, tibia,
+  fibular head, implant parts) through its landmarks in the SR's order: its vertices are
+  exactly the points of the SR's landmark MULTIPOINT of that outline (one graphic object
+  per outline rather than one POINT per landmark: a fifth of the objects to build and
+  write, and the outline as the SC draws it);
 * ``KNEE_VALUES``: per knee a TEXT with each aTFA as the SR states it ("Right aTFA FTS
   +4.21 deg valgus"), or "FLAGGED: no reliable measurement", and the research-use notice.
 
@@ -74,18 +77,27 @@ def _axes(m: KneeMeasurement) -> list[hd.pr.GraphicObject]:
 
 
 def _landmarks(m: KneeMeasurement) -> list[hd.pr.GraphicObject]:
-    """Each landmark the SR lists (its MULTIPOINTs, outline by outline) as a POINT."""
-    points: list[np.ndarray] = []
-    for start, stop in CURVES.values():
-        if stop <= m.landmarks.shape[0]:
-            points.extend(_pixels(m.landmarks[start:stop]))
+    """Each outline the SR lists as a MULTIPOINT, as a POLYLINE through the same points.
+
+    Parameters
+    ----------
+    m
+        One knee.
+
+    Returns
+    -------
+    list[highdicom.pr.GraphicObject]
+        One POLYLINE per outline of :data:`~inference.landmarks.CURVES` that ``m`` has,
+        its vertices the SR's MULTIPOINT of that outline, in the same order.
+    """
     return [
         hd.pr.GraphicObject(
-            graphic_type=hd.pr.GraphicTypeValues.POINT,
-            graphic_data=p.reshape(1, 2),
+            graphic_type=hd.pr.GraphicTypeValues.POLYLINE,
+            graphic_data=_pixels(m.landmarks[start:stop]),
             units=hd.pr.AnnotationUnitsValues.PIXEL,
         )
-        for p in points
+        for start, stop in CURVES.values()
+        if stop <= m.landmarks.shape[0]
     ]
 
 

@@ -1,7 +1,10 @@
 """OHIF's prebuilt ``dist/`` served on loopback, with ``/dicom-web`` proxied to Orthanc.
 
 One origin for the app and its data, so the browser needs no CORS; the proxy adds Orthanc's
-HTTP Basic credentials, so the page needs none.  ``/app-config.js`` is generated: one DICOMweb
+HTTP Basic credentials, so the page needs none, and, as a reverse proxy does, tells Orthanc
+the origin it serves (``Forwarded: host=...``), so the URLs Orthanc writes into its answers
+(the BulkDataURIs of a PALETTE COLOR image's lookup tables, which the viewer fetches as they
+are) point at the proxy, not at Orthanc's own port.  ``/app-config.js`` is generated: one DICOMweb
 data source at ``http://127.0.0.1:<port>/dicom-web``.
 """
 
@@ -155,6 +158,8 @@ class OhifServer:
                         req.add_header(name, self.headers[name])
                 if server.auth:
                     req.add_header("Authorization", server.auth)
+                if "Host" in self.headers:  # RFC 7239, read by Orthanc's DICOMweb plugin
+                    req.add_header("Forwarded", f"host={self.headers['Host']};proto=http")
                 try:
                     with urllib.request.urlopen(req, timeout=60) as rsp:
                         status, data, ctype = rsp.status, rsp.read(), rsp.headers.get(
