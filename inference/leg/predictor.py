@@ -46,7 +46,7 @@ DEFAULT_LANDMARK_WEIGHTS = WEIGHTS_DIR / "full_leg_hourglass.pt"
 #: SHA-256 of the shipped files (also in FULL_LEG_MODEL_CARD.md; a test checks both).
 SHIPPED_SHA256: dict[str, str] = {
     "full_leg_hourglass.pt": "71bf5a3811d432344b74ffd25dc33039d027746d5331c255a278709fe35203e0",
-    "full_leg_roi.pt": "edb587de7efe8a24ce799ec0b80c1be9c9d93e2fc5b11524e8d8eb51a19ae79b",
+    "full_leg_roi.pt": "ec0ebff8c218b1dbc1594df334b4880937a83a68457d9940057d278e971855d8",
 }
 #: Square region of each joint, patient mm (the crops the landmark method was trained on).
 ROI_MM: dict[str, float] = {"hip": 170.0, "knee": 170.0, "ankle": 150.0}
