@@ -88,21 +88,3 @@ def test_worker_threads(
     settings = ModelSettings(num_threads=num_threads)
     assert worker_threads(settings, in_process=in_process, cpus=cpus) == expected
 
-
-def _wait_policy_in_child(env: dict[str, str]) -> str:
-    """OMP_WAIT_POLICY as a fresh node process sees it once torch is loaded."""
-    import os
-    import subprocess
-    import sys
-
-    code = ("import dicom_node, os, torch; torch.set_num_threads(2); "
-            "torch.ones(256, 256) @ torch.ones(256, 256); print(os.environ['OMP_WAIT_POLICY'])")
-    child_env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | env
-    out = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True,
-                         text=True, timeout=120, check=True)
-    return out.stdout.strip()
-
-
-def test_node_processes_wait_passively_unless_the_admin_says_otherwise() -> None:
-    assert _wait_policy_in_child({}) == "PASSIVE"
-    assert _wait_policy_in_child({"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
