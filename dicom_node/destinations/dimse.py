@@ -127,7 +127,10 @@ def send_files(
             f"{destination.host}:{destination.port}) {why}"
         )
     try:
-        no_delay(assoc)
+        # Nagle stays on (no ``no_delay``): with TCP_NODELAY the C-STORE response can come
+        # back before pynetdicom 3.0's reactor thread has paused, which then takes it off
+        # the queue and drops it ("Received unexpected C-STORE service message"), and the
+        # send waits the whole DIMSE timeout (60 s) for it: seen in CI and in the e2e bench.
         for ds in datasets:
             status = assoc.send_c_store(_as_accepted(assoc, ds))
             code = getattr(status, "Status", None)
@@ -143,7 +146,7 @@ def send_files(
 
 
 def no_delay(assoc: Association) -> None:
-    """Turn off Nagle's algorithm on ``assoc``'s socket.
+    """Turn off Nagle's algorithm on ``assoc``'s socket. **Not used**: see :func:`send_files`.
 
     pynetdicom writes a C-STORE as several P-DATA PDUs (command, then data set); with
     Nagle on, the second write waits for the peer's delayed ACK (about 40 ms on Linux
