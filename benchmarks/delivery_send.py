@@ -18,7 +18,8 @@ if len(sys.argv) > 1 and sys.argv[1] == "on":
     from pynetdicom.association import Association
     _store = Association.send_c_store
     def _nodelay_store(self, *a, **k):  # noqa: E301
-        d.no_delay(self)
+        import socket
+        self.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return _store(self, *a, **k)
     Association.send_c_store = _nodelay_store
 scp = AE(); scp.supported_contexts = AllStoragePresentationContexts

@@ -127,7 +127,7 @@ def send_files(
             f"{destination.host}:{destination.port}) {why}"
         )
     try:
-        # Nagle stays on (no ``no_delay``): with TCP_NODELAY the C-STORE response can come
+        # Nagle stays on: with TCP_NODELAY the C-STORE response can come
         # back before pynetdicom 3.0's reactor thread has paused, which then takes it off
         # the queue and drops it ("Received unexpected C-STORE service message"), and the
         # send waits the whole DIMSE timeout (60 s) for it: seen in CI and in the e2e bench.
@@ -143,25 +143,6 @@ def send_files(
         if assoc.is_established:
             assoc.release()
     log.info("sent %d object(s) to %s", len(datasets), destination.name)
-
-
-def no_delay(assoc: Association) -> None:
-    """Turn off Nagle's algorithm on ``assoc``'s socket. **Not used**: see :func:`send_files`.
-
-    pynetdicom writes a C-STORE as several P-DATA PDUs (command, then data set); with
-    Nagle on, the second write waits for the peer's delayed ACK (about 40 ms on Linux
-    loopback), so each object of a delivery cost ~50 ms where the bytes take < 1 ms.
-
-    Parameters
-    ----------
-    assoc
-        An established association (its DUL socket is set; nothing happens otherwise).
-    """
-    import socket
-
-    sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _compressed_syntaxes(datasets: Sequence[Dataset], sop_class: str) -> set[str]:
