@@ -1,9 +1,13 @@
-"""Delivery by C-STORE: every object of a job in one association, sent without Nagle delay."""
+"""Delivery by C-STORE: every object of a job in one association, sent without Nagle delay,
+on an association whose pynetdicom reactor cannot take the C-STORE response first."""
 
 from __future__ import annotations
 
+import logging
+import queue
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -37,11 +41,9 @@ def _write(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def test_objects_of_a_job_go_in_one_association_with_nagle_left_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    associations: list[int] = []
-    stored: list[str] = []
+def _storage_scp(
+    associations: list[int], stored: list[str]
+) -> tuple[object, int]:
     lock = threading.Lock()
 
     def on_assoc(event: evt.Event) -> None:
@@ -60,13 +62,28 @@ def test_objects_of_a_job_go_in_one_association_with_nagle_left_on(
         block=False,
         evt_handlers=[(evt.EVT_ACCEPTED, on_assoc), (evt.EVT_C_STORE, on_store)],
     )
-    port = server.server_address[1]
-    nodelay_at_store: list[int] = []
+    return server, server.server_address[1]
+
+
+def test_objects_of_a_job_go_in_one_association_without_nagle_delay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    associations: list[int] = []
+    stored: list[str] = []
+    server, port = _storage_scp(associations, stored)
+    at_store: list[tuple[int, bool, int]] = []
     original = Association.send_c_store
 
     def spy(self: Association, *args: object, **kwargs: object) -> Dataset:
         sock = self.dul.socket.socket  # type: ignore[union-attr]
-        nodelay_at_store.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        checkpoint = self._reactor_checkpoint
+        at_store.append(
+            (
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+                checkpoint.is_set(),
+                len(checkpoint._cond._waiters),  # type: ignore[attr-defined]
+            )
+        )
         return original(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Association, "send_c_store", spy)
@@ -75,9 +92,68 @@ def test_objects_of_a_job_go_in_one_association_with_nagle_left_on(
         dest = DimseDestination(name="pacs", ae_title="STANDIN", host="127.0.0.1", port=port)
         send_files(paths, dest, calling_ae_title="KNEENODE", limits=Settings().node.limits)
     finally:
-        server.shutdown()
+        server.shutdown()  # type: ignore[attr-defined]
     assert len(associations) == 1
     assert len(stored) == 3
-    # TCP_NODELAY made pynetdicom's reactor drop a C-STORE response now and then (a 60 s
-    # DIMSE timeout, then a resend): dimse.send_files leaves Nagle on
-    assert nodelay_at_store == [0, 0, 0]
+    # at every C-STORE: TCP_NODELAY on, and the reactor thread blocked in its checkpoint
+    # (the event cleared, one waiter), so it cannot take the response off the queue
+    assert at_store == [(1, False, 1)] * 3
+
+
+class _LateCheckpoint(threading.Event):
+    """The reactor's checkpoint, with the race made certain.
+
+    pynetdicom's reactor sets ``_is_paused``, waits on the checkpoint, then clears
+    ``_is_paused`` and looks for a DIMSE message. Here a reactor that passes the checkpoint
+    lingers until a message is queued (as a thread descheduled at that point would), and
+    the sending thread is slow to collect its response, so a reactor that is not parked
+    always takes the response first.
+    """
+
+    def __init__(self, messages: queue.Queue[object]) -> None:
+        super().__init__()
+        self.messages = messages
+
+    def wait(self, timeout: float | None = None) -> bool:
+        passed = super().wait(timeout)
+        if isinstance(threading.current_thread(), Association):
+            until = time.monotonic() + 0.3
+            while self.messages.empty() and time.monotonic() < until:
+                time.sleep(0.001)
+        return passed
+
+
+def test_a_lingering_reactor_does_not_take_the_c_store_response(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without the park in dimse.send_files this fails, Nagle on or off: the reactor drops
+    each response as "unexpected" and the C-STORE waits out the DIMSE timeout."""
+    associations: list[int] = []
+    stored: list[str] = []
+    server, port = _storage_scp(associations, stored)
+    original_init = Association.__init__
+
+    def init(self: Association, *args: object, **kwargs: object) -> None:
+        original_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._reactor_checkpoint = _LateCheckpoint(self.dimse.msg_queue)
+        self._reactor_checkpoint.set()
+        get_msg = self.dimse.get_msg
+
+        def slow_to_collect(block: bool = False) -> object:
+            if block:
+                time.sleep(0.05)
+            return get_msg(block)
+
+        self.dimse.get_msg = slow_to_collect  # type: ignore[method-assign]
+
+    monkeypatch.setattr(Association, "__init__", init)
+    limits = Settings().node.limits.model_copy(update={"dimse_timeout_s": 2.0})
+    caplog.set_level(logging.WARNING, logger="pynetdicom")
+    try:
+        paths = _write(tmp_path, 4)
+        dest = DimseDestination(name="pacs", ae_title="STANDIN", host="127.0.0.1", port=port)
+        send_files(paths, dest, calling_ae_title="KNEENODE", limits=limits)
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
+    assert len(stored) == 4
+    assert not [r for r in caplog.records if "unexpected" in r.getMessage()]

@@ -127,11 +127,10 @@ def send_files(
             f"{destination.host}:{destination.port}) {why}"
         )
     try:
-        # Nagle stays on: with TCP_NODELAY the C-STORE response can come
-        # back before pynetdicom 3.0's reactor thread has paused, which then takes it off
-        # the queue and drops it ("Received unexpected C-STORE service message"), and the
-        # send waits the whole DIMSE timeout (60 s) for it: seen in CI and in the e2e bench.
         for ds in datasets:
+            # TCP_NODELAY only while pynetdicom's reactor is provably parked (see
+            # _park_reactor); otherwise Nagle stays on, the slower and older way
+            _set_no_delay(assoc, _park_reactor(assoc))
             status = assoc.send_c_store(_as_accepted(assoc, ds))
             code = getattr(status, "Status", None)
             if code not in (0x0000, 0xB000, 0xB006, 0xB007):
@@ -140,9 +139,67 @@ def send_files(
                     f"{'none (timeout/abort)' if code is None else hex(code)}"
                 )
     finally:
+        _unpark_reactor(assoc)  # if a send failed before pynetdicom woke it
         if assoc.is_established:
             assoc.release()
     log.info("sent %d object(s) to %s", len(datasets), destination.name)
+
+
+#: Seconds to wait for pynetdicom's reactor thread to park before a C-STORE.
+PARK_TIMEOUT_S = 1.0
+
+
+def _park_reactor(assoc: Association) -> bool:
+    """Hold pynetdicom's reactor thread in its checkpoint until the next C-STORE is answered.
+
+    pynetdicom 3.0's ``send_c_store`` pauses the association's reactor by clearing an event
+    and waiting for a flag the reactor sets *before* it waits on that event. A reactor that
+    has just passed the event but not yet cleared the flag runs one more turn, and if the
+    C-STORE response is already queued it takes it and drops it ("Received unexpected C-STORE
+    service message"); the send then waits the whole DIMSE timeout. Nagle's delay on the
+    response made that rare, not impossible. Here the event is cleared and the call returns
+    only once the reactor thread is blocked *inside* the event's wait (it is among the
+    event's condition waiters), from where only ``send_c_store``'s own ``set()`` after the
+    response wakes it.
+
+    Returns
+    -------
+    bool
+        ``True`` if the reactor is parked; ``False`` if this pynetdicom has no such event
+        or the reactor did not park within :data:`PARK_TIMEOUT_S` (the caller then leaves
+        Nagle on).
+    """
+    import time
+
+    checkpoint = getattr(assoc, "_reactor_checkpoint", None)
+    waiters = getattr(getattr(checkpoint, "_cond", None), "_waiters", None)
+    if checkpoint is None or waiters is None:
+        return False
+    checkpoint.clear()
+    deadline = time.monotonic() + PARK_TIMEOUT_S
+    while not waiters:
+        if not assoc.is_alive() or time.monotonic() > deadline:
+            log.debug("pynetdicom's reactor did not park: leaving Nagle on")
+            return False
+        time.sleep(0.0001)
+    return True
+
+
+def _unpark_reactor(assoc: Association) -> None:
+    """Let the reactor run again (pynetdicom's ``release`` pauses it itself)."""
+    checkpoint = getattr(assoc, "_reactor_checkpoint", None)
+    if checkpoint is not None:
+        checkpoint.set()
+
+
+def _set_no_delay(assoc: Association, on: bool) -> None:
+    """Set ``TCP_NODELAY`` on the association's socket (``on``) or clear it (Nagle on)."""
+    import socket
+
+    transport = getattr(assoc.dul, "socket", None)
+    sock = getattr(transport, "socket", None)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if on else 0)
 
 
 def _compressed_syntaxes(datasets: Sequence[Dataset], sop_class: str) -> set[str]:
