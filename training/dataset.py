@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -59,8 +59,8 @@ class GlobalSampling:
 
 #: The global search's vendor-style processing (a whole knee image letterboxed to 160-256 px:
 #: less detector blur in view pixels than the local patches get).
-GLOBAL_APPEARANCE = dict(mtf_sigma=0.8, scatter=0.45, grid_amp=0.04, noise_amp=0.04,
-                         enhance_gain=1.8, lut_p=0.7, marker_p=0.3)
+GLOBAL_APPEARANCE = AppearanceAugment(p=1.0, mtf_sigma=0.8, scatter=0.45, grid_amp=0.04,
+                                      noise_amp=0.04, enhance_gain=1.8, lut_p=0.7, marker_p=0.3)
 
 
 @dataclass(frozen=True)
@@ -136,13 +136,15 @@ class GlobalDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         counter = _worker_counter(self.start_index)
         aug = IntensityAugment()
+        appearance = replace(GLOBAL_APPEARANCE, p=self.s.appearance_p)
         while True:
             i = counter.next_index()
             rng = np.random.default_rng([self.s.seed_base, i])
-            yield from self._views(i, rng, aug)
+            yield from self._views(i, rng, aug, appearance)
 
     def _views(
-        self, i: int, rng: np.random.Generator, aug: IntensityAugment
+        self, i: int, rng: np.random.Generator, aug: IntensityAugment,
+        appearance: AppearanceAugment,
     ) -> Iterator[dict[str, torch.Tensor]]:
         s = self.s
         max_side = int(rng.integers(s.render_max_side[0], s.render_max_side[1] + 1))
@@ -200,7 +202,7 @@ class GlobalDataset(IterableDataset):
                     present = 1.0
                     break
             if s.appearance_p > 0:
-                view = AppearanceAugment(p=s.appearance_p, **GLOBAL_APPEARANCE)(view, rng)
+                view = appearance(view, rng)
             view = aug(view, rng)
             view = cutout(view, rng, s.cutout_p)
             yield {
@@ -229,10 +231,11 @@ class LocalDataset(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         counter = _worker_counter(self.start_index)
         aug = IntensityAugment()
+        appearance = AppearanceAugment(p=self.s.appearance_p)
         while True:
             i = counter.next_index()
             rng = np.random.default_rng([self.s.seed_base, i])
-            yield from self._views(i, rng, aug)
+            yield from self._views(i, rng, aug, appearance)
 
     def _render(self, i: int, rng: np.random.Generator) -> Any:
         target = rng.uniform(*self.s.plateau_px)
@@ -247,7 +250,8 @@ class LocalDataset(IterableDataset):
         return r
 
     def _views(
-        self, i: int, rng: np.random.Generator, aug: IntensityAugment
+        self, i: int, rng: np.random.Generator, aug: IntensityAugment,
+        appearance: AppearanceAugment,
     ) -> Iterator[dict[str, torch.Tensor]]:
         s = self.s
         r = self._render(i, rng)
@@ -282,7 +286,7 @@ class LocalDataset(IterableDataset):
                     patch, target, (float(joint[0]), float(joint[1])), rng)
                 target = target * mask[:, None]
             if s.appearance_p > 0:
-                patch = AppearanceAugment(p=s.appearance_p)(patch, rng)
+                patch = appearance(patch, rng)
             patch = aug(patch, rng)
             patch = cutout(patch, rng, s.cutout_p)
             yield {

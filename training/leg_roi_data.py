@@ -127,6 +127,13 @@ def _cut(s: RoiSample, rng: np.random.Generator) -> tuple[npt.NDArray[np.float32
     return img[r0:r1, c0:c1], c - np.array([c0, r0])
 
 
+def _top_hip_row(centres: FloatArray) -> float:
+    """Image row of the higher femoral head centre (rows 0 and 3 of ``centres``); NaN if
+    neither hip is in the image."""
+    hips = centres[[0, 3], 1]
+    return float(np.nanmin(hips)) if np.isfinite(hips).any() else float("nan")
+
+
 def trim_top(img: npt.NDArray[np.float32], centres: FloatArray, mm_per_px: float,
              rng: np.random.Generator) -> tuple[npt.NDArray[np.float32], FloatArray]:
     """Cut the top of ``img`` through the pelvis, :data:`TOP_TRIM_MM` above the higher hip.
@@ -135,7 +142,7 @@ def trim_top(img: npt.NDArray[np.float32], centres: FloatArray, mm_per_px: float
     changes. An image whose hips lie less than the range's low end below its top is returned
     unchanged.
     """
-    hip_y = float(np.nanmin(centres[[0, 3], 1]))
+    hip_y = _top_hip_row(centres)
     if not np.isfinite(hip_y):
         return img, centres
     top = hip_y - rng.uniform(*TOP_TRIM_MM) / mm_per_px
@@ -156,7 +163,7 @@ def soften_pelvis(img: npt.NDArray[np.float32], centres: FloatArray, mm_per_px: 
     """
     from scipy.ndimage import gaussian_filter
 
-    hip_y = float(np.nanmin(centres[[0, 3], 1]))
+    hip_y = _top_hip_row(centres)
     start = hip_y - rng.uniform(*PELVIS_SOFTEN_MM) / mm_per_px
     if not np.isfinite(start) or start <= 1:
         return img
