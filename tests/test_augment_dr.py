@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.augment import AppearanceAugment, ShapeWarp
+from training.augment import AppearanceAugment, OverlapAugment, ShapeWarp
 
 
 def _dots(h: int, w: int, pts: np.ndarray) -> torch.Tensor:
@@ -62,3 +62,23 @@ def test_appearance_rejects_bad_arguments(kw: dict[str, float]) -> None:
 def test_warp_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError, match="bend_deg"):
         ShapeWarp(bend_deg=-1.0)
+
+
+def test_overlap_lays_shapes_in_range_and_is_seeded() -> None:
+    img = torch.full((128, 128), 0.4)
+    aug = OverlapAugment(p=1.0, max_shapes=3)
+    a = aug(img, np.random.default_rng(5))
+    b = aug(img, np.random.default_rng(5))
+    assert torch.equal(a, b)
+    assert a.shape == img.shape
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    changed = (a - img).abs() > 0.02
+    assert 0.0 < float(changed.float().mean()) < 1.0  # shapes, not a global change
+    assert torch.equal(OverlapAugment(p=0.0)(img, np.random.default_rng(5)), img)
+
+
+@pytest.mark.parametrize("kw", [{"p": 1.5}, {"max_shapes": 0}, {"max_shapes": 2.5},
+                                {"strength": 0.0}])
+def test_overlap_rejects_bad_arguments(kw: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        OverlapAugment(**kw)  # type: ignore[arg-type]

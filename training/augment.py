@@ -350,3 +350,83 @@ class ShapeWarp:
             q[:, 0] += pts[:, 0] - fx
             q[:, 1] += pts[:, 1] - fy
         return out, q
+
+
+@dataclass(frozen=True)
+class OverlapAugment:
+    """Structures the training generator does not draw, laid over a [0, 1] crop.
+
+    Domain randomisation of anatomy around a joint (issue 13): a radiograph's joint crop also
+    shows bones and soft tissue drawn differently from our generator's (pelvic rami and the
+    acetabular roof at the hip, the other leg, positioning aids, a soft-tissue fold). With
+    probability ``p`` a crop gets one to ``max_shapes`` soft-edged shapes -- bars of any
+    angle, circular arcs, filled ellipses -- each added as brighter or darker, and sometimes
+    a broad soft-tissue edge (a large ellipse boundary). Shapes are random in place, size and
+    strength; none is tied to the landmarks, so the network must find the joint by its own
+    outline. Written for training only; it shares no code or parameters with the independent
+    renderers.
+
+    Parameters
+    ----------
+    p
+        Probability that the crop gets any shape.
+    max_shapes
+        Largest number of shapes per crop (at least one when applied).
+    strength
+        Largest intensity change of a shape (fraction of the [0, 1] range).
+    """
+
+    p: float = 0.5
+    max_shapes: int = 5
+    strength: float = 0.35
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {self.p!r}")
+        if isinstance(self.max_shapes, bool) or not isinstance(self.max_shapes, int) \
+                or self.max_shapes < 1:
+            raise ValueError(f"max_shapes must be an int >= 1, got {self.max_shapes!r}")
+        if not 0.0 < self.strength <= 1.0:
+            raise ValueError(f"strength must be in (0, 1], got {self.strength!r}")
+
+    def __call__(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Lay shapes over a ``(H, W)`` image; returns a new tensor."""
+        x = img.clamp(0.0, 1.0).clone()
+        if rng.random() >= self.p:
+            return x
+        h, w = x.shape
+        yy = torch.arange(h, dtype=x.dtype)[:, None].expand(h, w)
+        xx = torch.arange(w, dtype=x.dtype)[None, :].expand(h, w)
+        size = float(min(h, w))
+        for _ in range(int(rng.integers(1, self.max_shapes + 1))):
+            cx, cy = rng.uniform(-0.1, 1.1) * w, rng.uniform(-0.1, 1.1) * h
+            soft = rng.uniform(0.5, 3.0)
+            kind = rng.random()
+            if kind < 0.45:  # a bar (a ramus, a shaft, a rod) at any angle
+                ang = rng.uniform(0.0, math.pi)
+                length, half = rng.uniform(0.15, 0.8) * size, rng.uniform(0.02, 0.09) * size
+                u = (xx - cx) * math.cos(ang) + (yy - cy) * math.sin(ang)
+                v = -(xx - cx) * math.sin(ang) + (yy - cy) * math.cos(ang)
+                inside = torch.minimum(half - v.abs(), 0.5 * length - u.abs())
+            elif kind < 0.75:  # a circular arc (an acetabular roof, a rim, a fold)
+                r = rng.uniform(0.1, 0.45) * size
+                thick = rng.uniform(0.01, 0.05) * size
+                a0 = rng.uniform(0.0, 2 * math.pi)
+                span = rng.uniform(0.4, 1.2) * math.pi
+                d = torch.hypot(xx - cx, yy - cy)
+                ang = torch.remainder(torch.atan2(yy - cy, xx - cx) - a0, 2 * math.pi)
+                inside = torch.minimum(thick - (d - r).abs(), (span - ang) * r)
+            else:  # a filled ellipse (a blob of overlying bone or tissue)
+                a = rng.uniform(0.05, 0.3) * size
+                b = rng.uniform(0.05, 0.3) * size
+                inside = (1.0 - torch.sqrt(((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2)) \
+                    * min(a, b)
+            mask = torch.sigmoid(inside / soft)
+            sign = 1.0 if rng.random() < 0.7 else -1.0
+            x = x + sign * rng.uniform(0.05, self.strength) * mask
+        if rng.random() < 0.3:  # a broad soft-tissue edge
+            cx, cy = rng.uniform(-0.5, 1.5) * w, rng.uniform(-0.5, 1.5) * h
+            r = rng.uniform(0.5, 1.5) * size
+            mask = torch.sigmoid((r - torch.hypot(xx - cx, yy - cy)) / rng.uniform(2.0, 10.0))
+            x = x + rng.uniform(0.05, 0.25) * mask
+        return x.clamp(0.0, 1.0)

@@ -11,7 +11,9 @@ The config (``training/configs/<method>_leg.yaml``) has ``kind: full-leg`` and::
 Crops come from :mod:`training.leg_data` (six per study seed); augmentation is a random
 gamma and contrast change and, with probability ``data.appearance_p`` per crop, vendor-style
 processing (:class:`training.augment.AppearanceAugment`: detector blur, scatter veil, grid
-lines, shaped noise, multi-scale edge enhancement, random LUTs, markers). Adam, cosine
+lines, shaped noise, multi-scale edge enhancement, random LUTs, markers); with probability
+``data.overlap_p``, first, structures our generator does not draw laid over the crop
+(:class:`training.augment.OverlapAugment`: bars, arcs, ellipses, a soft-tissue edge). Adam, cosine
 learning rate over the step or time budget (whichever ends first). Writes ``OUT/model.pt``
 (:meth:`LegLandmarkMethod.save`) and ``OUT/record.json`` (loss curve, validation error in mm,
 timings, SHA-256).
@@ -35,7 +37,7 @@ import yaml
 from inference.errors import ConfigError
 from inference.leg_models import build_method, load_method
 from inference.leg_models.base import LegLandmarkMethod, joint_channels
-from training.augment import AppearanceAugment
+from training.augment import AppearanceAugment, OverlapAugment
 from training.leg_data import JOINTS, CropSet, cached_crops, mirrored
 
 log = logging.getLogger("knee_node.leg_train")
@@ -51,10 +53,14 @@ class LegData:
     jitter_mm: float = 15.0
     cache: str = "runs/leg_cache.npz"
     appearance_p: float = 0.0
+    #: Probability per crop of overlapping structures (:class:`training.augment.OverlapAugment`).
+    overlap_p: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.appearance_p <= 1.0:
             raise ConfigError(f"data.appearance_p must be in [0, 1], got {self.appearance_p!r}")
+        if not 0.0 <= self.overlap_p <= 1.0:
+            raise ConfigError(f"data.overlap_p must be in [0, 1], got {self.overlap_p!r}")
 
 
 @dataclass(frozen=True)
@@ -130,11 +136,18 @@ def is_leg_config(path: str | Path) -> bool:
 
 #: Domain randomisation of the crops (see the module docstring).
 CROP_APPEARANCE = AppearanceAugment(p=1.0)
+#: Overlapping structures the generator does not draw (see the module docstring).
+CROP_OVERLAP = OverlapAugment(p=1.0)
 
 
-def _augment(x: torch.Tensor, rng: np.random.Generator, appearance_p: float = 0.0
-             ) -> torch.Tensor:
+def _augment(x: torch.Tensor, rng: np.random.Generator, appearance_p: float = 0.0,
+             overlap_p: float = 0.0) -> torch.Tensor:
     b = x.shape[0]
+    if overlap_p > 0:
+        x = x.clone()
+        for i in range(b):
+            if rng.random() < overlap_p:
+                x[i, 0] = CROP_OVERLAP(x[i, 0], rng)
     if appearance_p > 0:
         x = x.clone()
         for i in range(b):
@@ -245,7 +258,8 @@ def train(cfg: LegTrainConfig, out_dir: str | Path, crops: CropSet | None = None
         idx = rng.integers(0, len(crops), st.batch_size)
         x, target, mask = _batch(crops, idx, cfg.input_size)
         method.net.train()
-        loss = method.loss(method.forward(_augment(x, rng, d.appearance_p)), target, mask)
+        loss = method.loss(method.forward(_augment(x, rng, d.appearance_p, d.overlap_p)),
+                           target, mask)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -269,6 +283,7 @@ def train(cfg: LegTrainConfig, out_dir: str | Path, crops: CropSet | None = None
               "n_train_crops": len(crops), "loss": losses, "val_median_mm": vals,
               "seed": cfg.seed, "input_size": cfg.input_size, "options": cfg.options,
               "init": cfg.init, "init_sha256": init_sha, "appearance_p": d.appearance_p,
+              "overlap_p": d.overlap_p,
               "sha256": sha, "weights": str(out / "model.pt"),
               "weights_bytes": (out / "model.pt").stat().st_size}
     (out / "record.json").write_text(json.dumps(record, indent=1))
