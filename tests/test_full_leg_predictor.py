@@ -206,3 +206,63 @@ def test_shift_test_limits_are_checked() -> None:
         QualityLimits(shift_test_mm=-1.0)
     with pytest.raises(FullLegPredictorError, match="shift_consistency_mm"):
         QualityLimits(shift_consistency_mm=0.0)
+
+
+def _weak_hip(monkeypatch: pytest.MonkeyPatch, predictor: FullLegPredictor, side: str,
+              probability: float, point: tuple[float, float] | None = None) -> FullLegPredictor:
+    """A predictor with the second look on whose ROI stage is unsure of ``side``'s hip (as
+    off our generator): presence ``probability``, pointing at ``point`` (default: where it
+    found the hip)."""
+    from dataclasses import replace
+
+    from inference.leg.predictor import QualityLimits
+    from inference.leg.roi import RoiResult, check_layout
+
+    original = predictor.roi.detect
+
+    def detect(image: np.ndarray, mm_per_px: float) -> RoiResult:
+        hits = []
+        for h in original(image, mm_per_px).joints:
+            if (h.side, h.joint) == (side, "hip"):
+                p = h.centre if point is None else np.asarray(point, float)
+                h = replace(h, centre=np.full(2, np.nan), probability=probability,
+                            present=False, point=p)
+            hits.append(h)
+        return RoiResult(tuple(hits), check_layout(tuple(hits), mm_per_px))
+
+    monkeypatch.setattr(predictor.roi, "detect", detect)
+    return FullLegPredictor(predictor.roi, predictor.method, predictor.model_info,
+                            limits=QualityLimits(second_look_presence=0.1))
+
+
+def test_second_look_finds_a_hip_the_roi_stage_was_unsure_of(
+        monkeypatch: pytest.MonkeyPatch, predictor: FullLegPredictor, instance: object) -> None:
+    from inference.leg.predictor import QualityLimits
+
+    ds = instance.dataset  # type: ignore[attr-defined]
+    truth = {lt["side"]: lt for lt in instance.truth["legs"]}  # type: ignore[attr-defined]
+    looked = _weak_hip(monkeypatch, predictor, "R", 0.3).measure(ds)
+    right = looked.legs[0]
+    assert right.measured, right.flag_reasons
+    assert not any("hip not found" in r for r in right.flag_reasons), right.flag_reasons
+    assert abs(right.measurements["HKA_deg"] - truth["R"]["measurements"]["HKA_deg"]) \
+        < TOL["HKA_deg"]
+    off = FullLegPredictor(predictor.roi, predictor.method, predictor.model_info,
+                           limits=QualityLimits(second_look_presence=0.0)).measure(ds)
+    assert not off.legs[0].measured
+    assert any("hip not found" in r for r in off.legs[0].flag_reasons)
+
+
+def test_second_look_does_not_guess_a_cut_off_hip(
+        monkeypatch: pytest.MonkeyPatch, predictor: FullLegPredictor, instance: object,
+        result: FullLegResult) -> None:
+    ds = instance.dataset  # type: ignore[attr-defined]
+    truth = {lt["side"]: lt for lt in instance.truth["legs"]}  # type: ignore[attr-defined]
+    head = np.asarray(truth["R"]["landmarks"][0], float)
+    top = int(head[1] + 60.0 / result.legs[0].mm_per_px)  # cut 60 mm below the head centre
+    cut = _recrop(ds, top, int(ds.Rows))
+    res = _weak_hip(monkeypatch, predictor, "R", 0.3, point=(head[0], 10.0)).measure(cut)
+    right = res.legs[0]
+    assert not right.measured, right.flag_reasons
+    assert any("second look did not confirm" in r for r in right.flag_reasons), \
+        right.flag_reasons

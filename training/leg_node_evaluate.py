@@ -303,19 +303,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--oracle-roi", action="store_true",
                     help="diagnostic: true joint centres instead of the ROI stage")
     ap.add_argument("--roi-weights", type=Path, default=None)
+    ap.add_argument("--second-look", type=float, default=None,
+                    help="QualityLimits.second_look_presence (default: the predictor's)")
+    ap.add_argument("--landmark-weights", type=Path, default=None,
+                    help="per-joint landmark weights (default: the shipped ones)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--data", type=Path, default=None,
                     help="measure the full_leg_*.dcm + .json of this folder instead of seeds")
     ap.add_argument("--name", default=None, help="file stem of the results (with --data)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    if a.roi_weights is not None:
-        from inference.leg.predictor import DEFAULT_LANDMARK_WEIGHTS, SHIPPED_SHA256
+    if a.roi_weights is not None or a.landmark_weights is not None:
+        from inference.leg.predictor import (
+            DEFAULT_LANDMARK_WEIGHTS,
+            DEFAULT_ROI_WEIGHTS,
+            SHIPPED_SHA256,
+        )
 
-        pred = FullLegPredictor.from_weights(a.roi_weights, DEFAULT_LANDMARK_WEIGHTS,
-                                             landmark_sha256=SHIPPED_SHA256["full_leg_hourglass.pt"])
+        pred = FullLegPredictor.from_weights(
+            a.roi_weights or DEFAULT_ROI_WEIGHTS, a.landmark_weights or DEFAULT_LANDMARK_WEIGHTS,
+            roi_sha256=None if a.roi_weights else SHIPPED_SHA256["full_leg_roi.pt"],
+            landmark_sha256=None if a.landmark_weights
+            else SHIPPED_SHA256["full_leg_hourglass.pt"])
     else:
         pred = FullLegPredictor.from_default_weights()
+    if a.second_look is not None:
+        from dataclasses import replace
+
+        pred.limits = replace(pred.limits, second_look_presence=a.second_look)
     source: range | list[Path] = (range(a.seed, a.seed + a.n) if a.data is None
                                   else _folder_instances(a.data))
     r = evaluate(pred, source, a.max_rows, a.oracle_roi)
@@ -326,15 +341,19 @@ def main(argv: list[str] | None = None) -> int:
     r["model_version"] = pred.model_info.version
     if a.latency:
         r["latency"] = latency(pred, a.seed + a.n + 1)
+    weights = "".join(f" --{k}-weights {v}" for k, v in
+                      (("roi", a.roi_weights), ("landmark", a.landmark_weights)) if v)
+    if a.second_look is not None:
+        weights += f" --second-look {a.second_look:g}"
     cmd = (f"python -m training.leg_node_evaluate --n {a.n} --seed {a.seed} --max-rows "
            f"{a.max_rows} --threads {a.threads}{' --latency' if a.latency else ''}"
-           f"{' --oracle-roi' if a.oracle_roi else ''} --out {a.out}")
+           f"{' --oracle-roi' if a.oracle_roi else ''}{weights} --out {a.out}")
     name = "full_leg_node_eval_oracle_roi" if a.oracle_roi else "full_leg_node_eval"
     if a.n == 0:
         name = "full_leg_node_latency"
     if a.data is not None:
         cmd = (f"python -m training.leg_node_evaluate --data {a.data} --threads {a.threads}"
-               f"{' --oracle-roi' if a.oracle_roi else ''} --out {a.out}"
+               f"{' --oracle-roi' if a.oracle_roi else ''}{weights} --out {a.out}"
                f"{' --name ' + a.name if a.name else ''}")
         name = a.name or name
     if a.out is not None:

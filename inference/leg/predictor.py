@@ -34,7 +34,13 @@ from scipy import ndimage
 from inference.errors import InputImageError, KneeNodeError
 from inference.leg import geometry as geo
 from inference.leg import landmarks as leg
-from inference.leg.roi import DEFAULT_ROI_WEIGHTS, RoiDetector, RoiResult, check_layout
+from inference.leg.roi import (
+    DEFAULT_ROI_WEIGHTS,
+    JointHit,
+    RoiDetector,
+    RoiResult,
+    check_layout,
+)
 from inference.leg.shafts import shaft_points
 from inference.leg_models import JOINT_LANDMARKS, LegLandmarkMethod, load_method
 from inference.measurement import ModelInfo
@@ -101,8 +107,20 @@ class QualityLimits:
     #: A joint whose landmarks move (median over them, mm) more than this when the crop
     #: moves is flagged: the points follow the crop, not the image.
     shift_consistency_mm: float = 2.0
+    #: Second look at a hip: one the ROI stage gives a presence of at least this (below its
+    #: threshold) is cropped anyway from the network's point, with its knee found, and kept
+    #: only if its landmarks hold when the crop moves (the shift test) and lie within
+    #: ``second_look_recentre_mm`` of that point; 0 switches the second look off.
+    second_look_presence: float = 0.0
+    second_look_recentre_mm: float = 60.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.second_look_presence < 1.0:
+            raise FullLegPredictorError(
+                f"second_look_presence must be in [0, 1), got {self.second_look_presence!r}")
+        if not self.second_look_recentre_mm > 0:
+            raise FullLegPredictorError(
+                f"second_look_recentre_mm must be > 0, got {self.second_look_recentre_mm!r}")
         if not self.shift_test_mm >= 0:
             raise FullLegPredictorError(f"shift_test_mm must be >= 0, got {self.shift_test_mm!r}")
         if not self.shift_consistency_mm > 0:
@@ -446,6 +464,18 @@ class FullLegPredictor:
                                                   y0 + p.points[:, 1] * side_px / size])
         return out
 
+    def _second_look(self, hit: JointHit, roi: RoiResult) -> bool:
+        """Whether a joint the ROI stage did not find gets a second look (a hip only)."""
+        lim = self.limits
+        return bool(lim.second_look_presence > 0 and lim.shift_test_mm > 0
+                    and hit.joint == "hip" and hit.probability >= lim.second_look_presence
+                    and np.all(np.isfinite(hit.point)) and roi.get(hit.side, "knee").present)
+
+    def _second_look_holds(self, shift_mm: float, moved_mm: float) -> bool:
+        """Whether a second-look joint's landmarks were read from the image."""
+        return bool(shift_mm <= self.limits.shift_consistency_mm
+                    and moved_mm <= self.limits.second_look_recentre_mm)
+
     def shift_test(self, image: npt.NDArray[np.float32],
                    found: dict[tuple[str, str], FloatArray],
                    mm_per_px: float) -> dict[tuple[str, str], float]:
@@ -513,9 +543,13 @@ class FullLegPredictor:
             roi = RoiResult(roi.joints, check_layout(roi.joints, mm_per_px))
         notes: dict[str, list[str]] = {"R": [], "L": []}
         centres: dict[tuple[str, str], FloatArray] = {}
+        second: set[tuple[str, str]] = set()  # joints on a second look (see QualityLimits)
         for hit in roi.joints:
             if hit.present:
                 centres[(hit.side, hit.joint)] = hit.centre
+            elif self._second_look(hit, roi):
+                centres[(hit.side, hit.joint)] = hit.point
+                second.add((hit.side, hit.joint))
             else:
                 notes[hit.side].append(f"{hit.joint} not found (presence {hit.probability:.2f}): "
                                        "cut off or not in the image")
@@ -535,14 +569,24 @@ class FullLegPredictor:
                 if k == 0:
                     first[key] = c
             centres = new
-        for key, c in centres.items():
-            d = float(np.hypot(*(c - roi.get(*key).centre))) * mm_per_px
-            if d > self.limits.recentre_mm:
+        moved = {key: float(np.hypot(*(c - (roi.get(*key).point if key in second
+                                             else roi.get(*key).centre)))) * mm_per_px
+                 for key, c in centres.items()}
+        for key, d in moved.items():
+            if key not in second and d > self.limits.recentre_mm:
                 notes[key[0]].append(f"{key[1]} landmarks {d:.0f} mm from the ROI centre")
         shift: dict[str, dict[str, float]] = {"R": {}, "L": {}}
         for (side, joint), d in self.shift_test(image, found, mm_per_px).items():
             shift[side][joint] = round(d, 3)
-            if d > self.limits.shift_consistency_mm:
+            if (side, joint) in second:
+                if not self._second_look_holds(d, moved[(side, joint)]):
+                    del found[(side, joint)]
+                    p = roi.get(side, joint).probability
+                    notes[side].append(
+                        f"{joint} not found (presence {p:.2f}): cut off or not in the image; a "
+                        f"second look did not confirm it (landmarks move {d:.1f} mm with the "
+                        f"crop, {moved[(side, joint)]:.0f} mm from the ROI point)")
+            elif d > self.limits.shift_consistency_mm:
                 notes[side].append(f"{joint} landmarks move {d:.1f} mm when the crop moves "
                                    f"{self.limits.shift_test_mm:g} mm: not read from the image")
         t2 = time.perf_counter()

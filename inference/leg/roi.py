@@ -18,7 +18,7 @@ generator's and paper 001's convention). Research use only, not a medical device
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,9 @@ class JointHit:
         ``probability >= presence_threshold`` and the point lies in the image.
     spread
         Soft-argmax spread in stored px.
+    point
+        ``(x, y)`` stored px the network pointed at, present or not (NaN if not given): where
+        a second look at a joint with a low presence starts.
     """
 
     side: str
@@ -140,6 +143,7 @@ class JointHit:
     probability: float
     present: bool
     spread: float
+    point: FloatArray = field(default_factory=lambda: np.full(2, np.nan))
 
 
 @dataclass(frozen=True)
@@ -307,7 +311,8 @@ class RoiDetector:
             inside = bool(m - 0.5 <= xy[0] <= cols - 0.5 - m and m - 0.5 <= xy[1] <= rows - 0.5 - m)
             present = bool(prob[c] >= self.presence_threshold and inside)
             hits.append(JointHit(side, joint, xy if present else np.full(2, np.nan),
-                                 float(prob[c]), present, float(spread[c] / lb.scale)))
+                                 float(prob[c]), present, float(spread[c] / lb.scale),
+                                 xy if inside else np.full(2, np.nan)))
         joints = tuple(hits)
         return RoiResult(joints, check_layout(joints, mm_per_px))
 
