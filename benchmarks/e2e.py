@@ -35,6 +35,8 @@ TOTAL_KEYS = frozenset({"total_ms", "model_total"})
 OBJECTS = ("SR", "SC", "GSPS")
 #: The result objects the limit figure sends again (``benchmarks.limit``).
 RESULT_OBJECTS = ("SR", "SC")
+#: SOP Class UID prefix of the secondary captures (single- and multi-frame).
+SC_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
 
 class Destination(StandInPacs):
@@ -235,8 +237,7 @@ def measure_config(
                         {u: dest.arrivals[u]["SR"] for u in uids}, job_stages),
                 }
                 if keep_results is not None:
-                    result["result_objects"] = save_results(dest, uids[-1], keep_results,
-                                                            timeout_s)
+                    result["result_objects"] = save_results(dest, uids[-1], keep_results)
             if burst:
                 batch = datasets[pos:pos + burst]
                 uids = [str(d.StudyInstanceUID) for d in batch]
@@ -266,7 +267,23 @@ def measure_config(
     return result
 
 
-def save_results(dest: Destination, study_uid: str, folder: Path, timeout_s: float,
+def object_kind(ds: Dataset) -> str | None:
+    """The node's object kind of a received dataset: SR, SC, GSPS (None: another)."""
+    if str(getattr(ds, "Modality", "")) == "SR":
+        return "SR"
+    if str(getattr(ds, "SOPClassUID", "")).startswith(SC_CLASS_PREFIX):
+        return "SC"
+    if str(getattr(ds, "Modality", "")) == "PR":
+        return "GSPS"
+    return None
+
+
+def _study_objects(dest: Destination, study_uid: str) -> dict[str, Dataset]:
+    return {k: d for d in dest.received
+            if str(d.StudyInstanceUID) == study_uid and (k := object_kind(d)) is not None}
+
+
+def save_results(dest: Destination, study_uid: str, folder: Path, timeout_s: float = 60.0,
                  objects: tuple[str, ...] = RESULT_OBJECTS) -> dict[str, str]:
     """Write the ``objects`` the destination received for ``study_uid`` to ``folder``.
 
@@ -277,30 +294,31 @@ def save_results(dest: Destination, study_uid: str, folder: Path, timeout_s: flo
     study_uid
         A study whose SR arrived.
     folder
-        Where ``<Modality>.dcm`` goes.
+        Where ``<object kind>.dcm`` goes.
     timeout_s
         Longest wait for the objects after the SR (the SC may come after it).
+    objects
+        Object kinds to write (:func:`object_kind`).
 
     Returns
     -------
     dict
-        Modality -> path written.
+        Object kind -> path written.
     """
-    def _have() -> bool:
-        return all(m in dest.arrivals.get(study_uid, {}) for m in objects)
-
     with dest.event:
-        if not dest.event.wait_for(_have, timeout_s):
-            raise BenchmarkError(f"study {study_uid}: {objects} not all received in "
-                                 f"{timeout_s} s (got {sorted(dest.arrivals.get(study_uid, {}))})")
-        found = {str(d.Modality): d for d in dest.received
-                 if str(d.StudyInstanceUID) == study_uid and str(d.Modality) in objects}
+        dest.event.wait_for(lambda: set(objects) <= set(_study_objects(dest, study_uid)),
+                            timeout_s)
+        found = _study_objects(dest, study_uid)
+    missing = [k for k in objects if k not in found]
+    if missing:
+        raise BenchmarkError(f"study {study_uid}: {missing} not received in {timeout_s} s "
+                             f"(got {sorted(found)})")
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for modality in objects:
-        path = folder / f"{modality}.dcm"
-        found[modality].save_as(path, enforce_file_format=True)
-        out[modality] = str(path)
+    for kind in objects:
+        path = folder / f"{kind}.dcm"
+        found[kind].save_as(path, enforce_file_format=True)
+        out[kind] = str(path)
     return out
 
 

@@ -139,7 +139,7 @@ def cstore_seconds(paths: list[Path], repeats: int = CSTORE_REPEATS) -> dict[str
         pacs.stop()
     return {"seconds": round(statistics.median(runs), 4),
             "runs_seconds": [round(r, 4) for r in runs],
-            "objects": [{"modality": str(d.Modality), "bytes": p.stat().st_size,
+            "objects": [{"modality": str(d.Modality), "object": p.stem, "bytes": p.stat().st_size,
                          "transfer_syntax": str(d.file_meta.TransferSyntaxUID)}
                         for d, p in zip(datasets, paths, strict=True)]}
 

@@ -287,7 +287,7 @@ def _limit_md(sec: dict[str, Any]) -> list[str]:
     if not lim:
         return ["", "Limit figure: not measured (no study went one at a time)."]
     p = lim["parts"]
-    objects = ", ".join(f"{o['modality']} {o['bytes'] / 1e3:.0f} kB"
+    objects = ", ".join(f"{o.get('object', o['modality'])} {o['bytes'] / 1e3:.0f} kB"
                         for o in p["deliver"]["objects"])
     L = ["", f"**Limit figure ({lim['kind']})**, measured in this run right after the "
          "studies above: the stages no design can skip (`benchmarks/limit.py`).", ""]
