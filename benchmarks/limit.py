@@ -183,8 +183,8 @@ def full_leg_model_seconds(files: list[Path], threads: int) -> dict[str, Any]:
     return {"seconds": round(statistics.fmean(secs), 4),
             "p95_seconds": round(float(np.percentile(secs, 95)), 4),
             "images": len(secs), "threads": threads,
-            "command": f"knee-node bench-model --kind full-leg --threads {threads} "
-                       "(its measuring step, on this run's files)",
+            "command": f"knee-node bench-model --kind full-leg --threads {threads}",
+            "how": ": its measuring step, on this run's files",
             "what": "FullLegPredictor.measure (pixel read, ROI, both legs' landmarks, shafts, "
                     "geometry) on a freshly read dataset"}
 
