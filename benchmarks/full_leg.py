@@ -2,8 +2,9 @@
 
 The files come from the project's full-leg generator, as ``knee-node synth --kind
 full-leg`` writes them (:func:`inference.bench_full_leg.render_studies`, rendered in a
-process of its own): bilateral standing long-leg DX/CR instances, 16-bit, Explicit VR
-Little Endian, by default exactly 2800 x 8100 px (``full_size``, about 45 MB each).
+process of its own): bilateral standing long-leg DX instances (For Presentation), 16-bit,
+Explicit VR Little Endian, by default exactly 2800 x 8100 px (``full_size``, about 45 MB
+each).
 ``distinct`` studies are rendered and copied with fresh UIDs (:func:`benchmarks.data.
 replicate`), as the knee files are.
 
@@ -55,7 +56,8 @@ def render_sources(folder: Path, distinct: int, max_rows: int | None = None,
     folder.mkdir(parents=True, exist_ok=True)
     try:
         studies = render_in_subprocess(folder, distinct, seed, max_rows=max_rows,
-                                       full_size=max_rows is None, syntax="explicit")
+                                       full_size=max_rows is None, syntax="explicit",
+                                       modality="DX")
     except BenchError as exc:
         raise BenchmarkError(f"rendering the full-leg studies: {exc}") from None
     return [Path(s["file"]) for s in studies]
