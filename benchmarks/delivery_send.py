@@ -44,6 +44,7 @@ def main(argv: list[str], repeats: int = 10) -> None:
     scp.supported_contexts = AllStoragePresentationContexts
     srv = scp.start_server(("127.0.0.1", 0), block=False,
                            evt_handlers=[(evt.EVT_C_STORE, lambda e: 0)])
+    assert srv is not None  # block=False returns the server
     dest = d.DimseDestination(name="p", ae_title="ANY", host="127.0.0.1",
                               port=srv.server_address[1])
     paths = _write(Path(tempfile.mkdtemp()), 2)

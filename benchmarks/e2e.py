@@ -200,7 +200,8 @@ def measure_config(
     need = warm + one_at_a_time + burst
     if len(datasets) < need:
         raise ValueError(f"datasets: {need} needed, got {len(datasets)}")
-    dest = Destination().start()
+    dest = Destination()
+    dest.start()
     node = NodeProcesses(folder, workers=workers,
                          **{**(sections or {}), "delivery": dest.destination_config()})
     result: dict[str, Any] = {"name": name, "workers": workers,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ def write_fsync_seconds(data: bytes, folder: Path, repeats: int = FSYNC_REPEATS
             "bytes": len(data), "mb_per_s": round(len(data) / 1e6 / sec, 1)}
 
 
-def _associate_and_store(datasets: list[Dataset], port: int, ae_title: str) -> float:
+def _associate_and_store(datasets: Sequence[Dataset], port: int, ae_title: str) -> float:
     """One association, one C-STORE per dataset; seconds up to the last response."""
     ae = AE(ae_title="BENCH_LIMIT")
     for sop, ts in {(str(d.SOPClassUID), str(d.file_meta.TransferSyntaxUID))

@@ -85,8 +85,8 @@ def full_leg_target(res: dict[str, Any]) -> dict[str, Any]:
     """Full-leg end-to-end p95 <= 2.5 s (its ratio to the full-leg limit as a note)."""
     sec = res.get("e2e_full_leg")
     ratio = limit_ratio(sec)
-    note = "" if ratio is None else (f"{ratio}x the full-leg limit figure "
-                                     f"({sec['limit']['seconds']} s)")
+    note = "" if ratio is None or sec is None else (f"{ratio}x the full-leg limit figure "
+                                                    f"({sec['limit']['seconds']} s)")
     return _target("full-leg-e2e", f"full-leg end to end p95 <= {FULL_LEG_P95_S} s, one "
                    "study at a time (embedded defaults)", FULL_LEG_P95_S, _one_p95(sec), "s",
                    note=note)
@@ -95,11 +95,12 @@ def full_leg_target(res: dict[str, Any]) -> dict[str, Any]:
 def burst_target(res: dict[str, Any]) -> dict[str, Any]:
     """The burst's last SR <= 1.2 x N x the single-study job time of the same run."""
     cfg = embedded_config(res.get("e2e")) or {}
-    burst, one = cfg.get("burst"), cfg.get("one_at_a_time")
-    n = None if burst is None else int(burst["studies"])
+    burst: dict[str, Any] = cfg.get("burst") or {}
+    one: dict[str, Any] = cfg.get("one_at_a_time") or {}
+    n = int(burst["studies"]) if burst else None
     limit = measured = None
     note = "needs both one-at-a-time and burst studies of the embedded configuration"
-    if burst is not None and one is not None and one["stages_mean_s"].get("job"):
+    if n is not None and one.get("stages_mean_s", {}).get("job"):
         job = float(one["stages_mean_s"]["job"])
         limit = round(BURST_FACTOR * n * job, 3)
         measured = float(burst["makespan_s"])
