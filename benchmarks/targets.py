@@ -144,8 +144,9 @@ def outside_targets() -> list[dict[str, Any]]:
                 None, "", note="pytest tests/test_reliability*.py; not run by the bench"),
         _target("profiles", "profiles before and after, gap to the limit, what would close "
                 "it, in docs/benchmarks.md", None, None, "",
-                note="the limit figures and the gap texts are generated; the profiles "
-                     "before/after are kept in docs/benchmark_runs.md"),
+                note="not judged by the bench: the stage means, the limit figures and the "
+                     "gap texts are generated here; before/after figures of single changes "
+                     "are in docs/benchmark_runs.md"),
     ]
 
 
