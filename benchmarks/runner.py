@@ -38,7 +38,8 @@ PROFILE_FILES = 20
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """What to run and how big (defaults: the full run, about 10 minutes on 2 cores)."""
+    """What to run and how big (defaults: the full run, about 8 minutes on a quiet 2-core
+    machine, longer when the CPU is shared)."""
 
     sections: tuple[str, ...] = SECTIONS
     ingest_files: int = 100
