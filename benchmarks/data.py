@@ -40,8 +40,8 @@ class FileSet:
             "mean_file_mb": round(sum(sizes) / len(sizes) / 1e6, 3),
             "total_mb": round(sum(sizes) / 1e6, 1),
             "example_rows_columns": [int(first.Rows), int(first.Columns)],
-            "sop_class": "DX For Presentation",
-            "transfer_syntax": "Explicit VR Little Endian",
+            "sop_class": first.SOPClassUID.name,
+            "transfer_syntax": first.file_meta.TransferSyntaxUID.name,
         }
 
 

@@ -29,8 +29,14 @@ from dicom_node.peers import PACS_TRANSFER_SYNTAXES, StandInPacs
 
 #: Job timing keys (``jobs.timings_ms``) reported as stages, in pipeline order.
 JOB_STAGES = ("read_ms", "model_preprocess", "model_global", "model_local", "reports_ms")
+#: Job timing keys that sum others (left out when every key is reported).
+TOTAL_KEYS = frozenset({"total_ms", "model_total"})
 #: Object kinds the benchmark's destination asks for: all of a knee study's.
 OBJECTS = ("SR", "SC", "GSPS")
+#: The result objects the limit figure sends again (``benchmarks.limit``).
+RESULT_OBJECTS = ("SR", "SC")
+#: SOP Class UID prefix of the secondary captures (single- and multi-frame).
+SC_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
 
 class Destination(StandInPacs):
@@ -89,9 +95,32 @@ def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 3)
 
 
+def _job_keys(timings: list[dict[str, float]], job_stages: tuple[str, ...] | None
+              ) -> tuple[str, ...]:
+    """``job_stages``, or (None) every timing key the jobs recorded but their totals, in
+    the order first seen."""
+    if job_stages is not None:
+        return job_stages
+    keys: dict[str, None] = {}
+    for t in timings:
+        keys.update((k, None) for k in t if k not in TOTAL_KEYS)
+    return tuple(keys)
+
+
 def stage_breakdown(node: NodeProcesses, sent_at: dict[str, float],
-                    sr_at: dict[str, float]) -> dict[str, Any]:
-    """Mean seconds per stage of the given studies, from the node's rows."""
+                    sr_at: dict[str, float], job_stages: tuple[str, ...] | None = JOB_STAGES
+                    ) -> dict[str, Any]:
+    """Mean seconds per stage of the given studies, from the node's rows.
+
+    Parameters
+    ----------
+    node
+        The node the studies went to (its database).
+    sent_at, sr_at
+        Study Instance UID -> start of its C-STORE, arrival of its SR (``time.time()``).
+    job_stages
+        Job timing keys reported as the job's parts (None: every key but the totals).
+    """
     from sqlalchemy import create_engine, pool, select
     from sqlalchemy.orm import Session
 
@@ -100,8 +129,9 @@ def stage_breakdown(node: NodeProcesses, sent_at: dict[str, float],
     engine = create_engine(node.settings.database_url, poolclass=pool.NullPool)
     stages: dict[str, list[float]] = {"store_and_record": [], "queue_wait": [], "job": [],
                                       "delivery": []}
-    job_stages: dict[str, list[float]] = {k: [] for k in JOB_STAGES}
+    timings: list[dict[str, float]] = []
     states: dict[str, int] = {}
+    kinds: dict[str, int] = {}
     try:
         with Session(engine) as s:
             rows = s.execute(
@@ -110,6 +140,7 @@ def stage_breakdown(node: NodeProcesses, sent_at: dict[str, float],
             ).all()
             for inst, job in rows:
                 states[job.state] = states.get(job.state, 0) + 1
+                kinds[str(job.kind)] = kinds.get(str(job.kind), 0) + 1
                 uid = str(inst.study_instance_uid)
                 rec, start, end = (_ts(inst.received_at), _ts(job.started_at),
                                    _ts(job.finished_at))
@@ -120,15 +151,19 @@ def stage_breakdown(node: NodeProcesses, sent_at: dict[str, float],
                 stages["queue_wait"].append(start - rec)
                 stages["job"].append(end - start)
                 stages["delivery"].append(sr_at[uid] - end)
-                for k in JOB_STAGES:
-                    if job.timings_ms and k in job.timings_ms:
-                        job_stages[k].append(float(job.timings_ms[k]) / 1000)
+                timings.append(dict(job.timings_ms or {}))
     finally:
         engine.dispose()
+    job_parts: dict[str, list[float]] = {k: [] for k in _job_keys(timings, job_stages)}
+    for t in timings:
+        for k, v in job_parts.items():
+            if k in t:
+                v.append(float(t[k]) / 1000)
     out: dict[str, Any] = {k: round(statistics.fmean(v), 3) for k, v in stages.items() if v}
     out["job_parts"] = {k.removesuffix("_ms"): round(statistics.fmean(v), 3)
-                        for k, v in job_stages.items() if v}
+                        for k, v in job_parts.items() if v}
     out["job_states"] = states
+    out["job_kinds"] = kinds
     return out
 
 
@@ -139,14 +174,34 @@ def _latencies(dest: Destination, sender: Sender, uids: list[str]) -> list[float
 def measure_config(
     name: str, folder: Path, datasets: list[Dataset], *, one_at_a_time: int, burst: int,
     workers: int = 0, sections: dict[str, dict[str, Any]] | None = None,
-    timeout_s: float = 900.0,
+    timeout_s: float = 900.0, keep_results: Path | None = None,
+    job_stages: tuple[str, ...] | None = JOB_STAGES,
 ) -> dict[str, Any]:
-    """Warm up, then ``one_at_a_time`` studies one by one, then ``burst`` pushed at once."""
+    """Warm up, then ``one_at_a_time`` studies one by one, then ``burst`` pushed at once.
+
+    Parameters
+    ----------
+    name, folder, datasets
+        The configuration's name, its run folder, the studies (one instance each).
+    one_at_a_time, burst
+        Studies sent one by one, then pushed at once (after the warm-up).
+    workers, sections
+        Celery workers (0: in-process queue) and config sections over the defaults.
+    timeout_s
+        Longest wait for any SR.
+    keep_results
+        If given, the SR and SC of the last study sent one at a time (as the destination
+        received them) are written there as ``SR.dcm`` and ``SC.dcm`` (the limit figure
+        sends them again); their paths go to ``result_objects``.
+    job_stages
+        Job timing keys reported as the job's parts (None: every key but the totals).
+    """
     warm = max(1, workers)
     need = warm + one_at_a_time + burst
     if len(datasets) < need:
         raise ValueError(f"datasets: {need} needed, got {len(datasets)}")
-    dest = Destination().start()
+    dest = Destination()
+    dest.start()
     node = NodeProcesses(folder, workers=workers,
                          **{**(sections or {}), "delivery": dest.destination_config()})
     result: dict[str, Any] = {"name": name, "workers": workers,
@@ -180,8 +235,10 @@ def measure_config(
                     "max_s": round(max(lat), 3),
                     "stages_mean_s": stage_breakdown(
                         node, {u: sender.sent_at[u] for u in uids},
-                        {u: dest.arrivals[u]["SR"] for u in uids}),
+                        {u: dest.arrivals[u]["SR"] for u in uids}, job_stages),
                 }
+                if keep_results is not None:
+                    result["result_objects"] = save_results(dest, uids[-1], keep_results)
             if burst:
                 batch = datasets[pos:pos + burst]
                 uids = [str(d.StudyInstanceUID) for d in batch]
@@ -201,7 +258,7 @@ def measure_config(
                     "studies_per_min": round(60 * len(lat) / (t_last - t_first), 1),
                     "stages_mean_s": stage_breakdown(
                         node, {u: sender.sent_at[u] for u in uids},
-                        {u: dest.arrivals[u]["SR"] for u in uids}),
+                        {u: dest.arrivals[u]["SR"] for u in uids}, job_stages),
                 }
             if not node.alive():
                 raise BenchmarkError(f"{name}: a node process died\n{node.log_tail()}")
@@ -209,6 +266,61 @@ def measure_config(
     finally:
         dest.stop()
     return result
+
+
+def object_kind(ds: Dataset) -> str | None:
+    """The node's object kind of a received dataset: SR, SC, GSPS (None: another)."""
+    if str(getattr(ds, "Modality", "")) == "SR":
+        return "SR"
+    if str(getattr(ds, "SOPClassUID", "")).startswith(SC_CLASS_PREFIX):
+        return "SC"
+    if str(getattr(ds, "Modality", "")) == "PR":
+        return "GSPS"
+    return None
+
+
+def _study_objects(dest: Destination, study_uid: str) -> dict[str, Dataset]:
+    return {k: d for d in dest.received
+            if str(d.StudyInstanceUID) == study_uid and (k := object_kind(d)) is not None}
+
+
+def save_results(dest: Destination, study_uid: str, folder: Path, timeout_s: float = 60.0,
+                 objects: tuple[str, ...] = RESULT_OBJECTS) -> dict[str, str]:
+    """Write the ``objects`` the destination received for ``study_uid`` to ``folder``.
+
+    Parameters
+    ----------
+    dest
+        The destination of the run.
+    study_uid
+        A study whose SR arrived.
+    folder
+        Where ``<object kind>.dcm`` goes.
+    timeout_s
+        Longest wait for the objects after the SR (the SC may come after it).
+    objects
+        Object kinds to write (:func:`object_kind`).
+
+    Returns
+    -------
+    dict
+        Object kind -> path written.
+    """
+    with dest.event:
+        dest.event.wait_for(lambda: set(objects) <= set(_study_objects(dest, study_uid)),
+                            timeout_s)
+        found = _study_objects(dest, study_uid)
+    missing = [k for k in objects if k not in found]
+    if missing:
+        raise BenchmarkError(f"study {study_uid}: {missing} not received in {timeout_s} s "
+                             f"(got {sorted(found)})")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for kind in objects:
+        path = folder / f"{kind}.dcm"
+        found[kind].save_as(path, enforce_file_format=True)
+        out[kind] = str(path)
+    return out
 
 
 def load_datasets(paths: list[Path]) -> list[Dataset]:

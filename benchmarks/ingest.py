@@ -10,8 +10,9 @@ receiver in turn, ``repeats`` times, alternating, each time to a fresh receiver:
   measurement task queued, all before the C-STORE response.
 * **storescp**: writes each instance to a file in its output folder with no fsync, largest
   receive PDU it allows (131072 bytes), in its default mode (dataset parsed and written)
-  and in bit-preserving mode (``+B``, written as received); the ratio that counts is
-  against the faster of the two.
+  and in bit-preserving mode (``+B``, written as received); issue 16's target is the
+  ratio against ``+B`` (:data:`TARGET_RATIO`), the ratio against the faster of the two is
+  given beside it.
 
 Throughput is total file bytes over the wall time of ``storescu``.
 """
@@ -40,6 +41,8 @@ from benchmarks.procs import (
 )
 
 STORESCP_MAX_PDU = 131072
+#: Issue 16: the node at least as fast as ``storescp +B`` (median of 3 runs).
+TARGET_RATIO = 1.0
 
 
 def push(files: FileSet, port: int, called_ae: str, timeout_s: float = 600.0) -> float:
@@ -154,8 +157,9 @@ def run_ingest(files: FileSet, folder: Path, repeats: int = 3) -> dict[str, Any]
         "ratio_node_to_storescp_default": round(ratio, 3),
         "ratio_node_to_storescp_bit_preserving": round(ratio_b, 3),
         "ratio_node_to_storescp": round(min(ratio, ratio_b), 3),
-        "target_ratio": 0.9,
-        "met": min(ratio, ratio_b) >= 0.9,
+        "target_ratio": TARGET_RATIO,
+        "target_against": "storescp +B",
+        "met": ratio_b >= TARGET_RATIO,
         "notes": [
             "queue: Celery on Redis with no worker consuming (the model does not run); "
             "otherwise embedded defaults (SQLite, local spool)",

@@ -7,6 +7,7 @@ import platform
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,14 @@ from benchmarks.procs import (
     redis_reachable,
     unique_name,
 )
+from benchmarks.targets import targets
 
-SECTIONS = ("ingest", "inference", "e2e", "scaling", "memory")
+SECTIONS = ("ingest", "inference", "e2e", "scaling", "memory", "e2e-full-leg",
+            "ingest-full-leg")
+#: Sections that need the rendered knee files.
+KNEE_SECTIONS = frozenset({"ingest", "e2e", "scaling"})
+#: Sections that need the rendered full-leg files.
+FULL_LEG_SECTIONS = frozenset({"e2e-full-leg", "ingest-full-leg"})
 #: Assumed latency of the model (global + local search, batch 1) on one GPU: an
 #: assumption, not a measurement (no GPU here).
 ASSUMED_GPU_MODEL_S = 0.03
@@ -31,7 +38,8 @@ PROFILE_FILES = 20
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """What to run and how big (defaults: the full run, about 10 minutes on 2 cores)."""
+    """What to run and how big (defaults: the full run, about 8 minutes on a quiet 2-core
+    machine, longer when the CPU is shared)."""
 
     sections: tuple[str, ...] = SECTIONS
     ingest_files: int = 100
@@ -42,6 +50,11 @@ class BenchOptions:
     burst: int = 20
     model_images: int = 5
     paper_images: int = 1
+    limit_model_images: int = 3
+    full_leg_studies: int = 6
+    full_leg_distinct: int = 3
+    full_leg_ingest_files: int = 6
+    full_leg_max_rows: int | None = None
     profile: bool = True
     seed: int = 960_000_000
     command: str = "knee-node bench"
@@ -51,7 +64,9 @@ class BenchOptions:
         bad = [s for s in self.sections if s not in SECTIONS]
         if bad or not self.sections:
             raise ValueError(f"sections must be a non-empty subset of {SECTIONS}, got {bad}")
-        for name in ("ingest_files", "distinct", "repeats", "model_images"):
+        for name in ("ingest_files", "distinct", "repeats", "model_images",
+                     "limit_model_images", "full_leg_studies", "full_leg_distinct",
+                     "full_leg_ingest_files"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("one_at_a_time", "burst", "paper_images"):
@@ -59,6 +74,9 @@ class BenchOptions:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.max_side is not None and self.max_side < 64:
             raise ValueError(f"max_side must be >= 64 or None, got {self.max_side}")
+        if self.full_leg_max_rows is not None and self.full_leg_max_rows < 256:
+            raise ValueError(f"full_leg_max_rows must be >= 256 or None, got "
+                             f"{self.full_leg_max_rows}")
 
 
 def machine() -> dict[str, Any]:
@@ -97,22 +115,41 @@ def _celery_run(name: str, folder: Path, files: list[Path], workers: int, thread
     return res
 
 
+def knee_limit(opts: BenchOptions, embedded: dict[str, Any], instance: Path,
+               work: Path) -> dict[str, Any] | None:
+    """The knee limit figure, measured now, from the embedded run's result objects (None
+    when no study went one at a time, so none was kept)."""
+    from benchmarks.limit import measure_limit
+
+    objects = embedded.get("result_objects")
+    if not objects:
+        return None
+    return measure_limit("knee", instance, [Path(p) for p in objects.values()],
+                         work / "limit_knee", model_images=opts.limit_model_images)
+
+
 def run_e2e(opts: BenchOptions, sources: list[Path], work: Path) -> dict[str, Any]:
-    """Embedded defaults, then Celery+Redis with 2 workers (1 model thread each)."""
+    """Embedded defaults (then the knee limit figure), then Celery+Redis with 2 workers
+    (1 model thread each)."""
     from benchmarks.e2e import load_datasets, measure_config
+    from benchmarks.limit import ratio_to_limit
 
     n = opts.one_at_a_time + opts.burst
     configs = []
     files = replicate(sources, work / "e2e_embedded", 1 + n, "study")
     configs.append(measure_config(
         "embedded defaults (serve, in-process queue, SQLite)", work / "run_embedded",
-        load_datasets(files), one_at_a_time=opts.one_at_a_time, burst=opts.burst))
+        load_datasets(files), one_at_a_time=opts.one_at_a_time, burst=opts.burst,
+        keep_results=work / "knee_results"))
+    limit = knee_limit(opts, configs[0], files[1], work)
+    one = configs[0].get("one_at_a_time")
     if redis_reachable():
         files = replicate(sources, work / "e2e_celery2", 2 + n, "study")
         configs.append(_celery_run("Celery+Redis, 2 workers (1 model thread each)",
                                    work / "run_celery2", files, 2, 1, opts.one_at_a_time,
                                    opts.burst))
-    return {"configs": configs,
+    return {"configs": configs, "limit": limit,
+            "p95_to_limit": ratio_to_limit(None if one is None else one["p95_s"], limit),
             "notes": ["latency = start of the study's C-STORE (SCU in the benchmark process) "
                       "to the SR accepted by a pynetdicom storage SCP (same process, same "
                       "clock)",
@@ -176,37 +213,31 @@ def run_scaling(opts: BenchOptions, sources: list[Path], work: Path,
                       "1 against 2 threads in one process"]}
 
 
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, measured value and whether met (None when not measured)."""
-    out: list[dict[str, Any]] = []
-    ing = results.get("ingest")
-    out.append({"target": "ingest >= 0.9x dcmtk storescp", "limit": 0.9,
-                "measured": None if not ing else ing["ratio_node_to_storescp"],
-                "unit": "x", "met": None if not ing else ing["met"]})
-    e2e = results.get("e2e")
-    p95 = None
-    if e2e:
-        emb = e2e["configs"][0].get("one_at_a_time")
-        p95 = None if emb is None else emb["p95_s"]
-    out.append({"target": "end to end p95 < 3 s, one study at a time, CPU (embedded defaults)",
-                "limit": 3.0, "measured": p95, "unit": "s",
-                "met": None if p95 is None else p95 < 3.0})
-    mem: list[float] = []
-    for sec in (e2e or {}).get("configs", []) + (results.get("scaling") or {}).get("rows", []):
-        for k, v in sec.get("peak_rss_mb", {}).items():
-            if k.startswith("worker") and v:
-                mem.append(v)
-        if sec.get("workers") == 0 and sec.get("peak_rss_mb", {}).get("serve"):
-            mem.append(sec["peak_rss_mb"]["serve"])
-    peak = max(mem) if mem else None
-    out.append({"target": "worker peak memory < 1.5 GB (RSS high-water mark)",
-                "limit": 1536.0, "measured": peak, "unit": "MiB",
-                "met": None if peak is None else peak < 1536.0})
-    mem = results.get("memory")
-    out.append({"target": "serve RSS < 1 GB receiving 20 x 72 MB at once", "limit": 1024.0,
-                "measured": None if not mem else mem["serve_peak_rss_mb"],
-                "unit": "MiB", "met": None if not mem else mem["met"]})
-    return out
+def run_full_leg_sections(opts: BenchOptions, work: Path, results: dict[str, Any],
+                          say: Callable[[str], None]) -> None:
+    """Render the full-leg studies, then the full-leg end to end and ingest sections
+    selected, into ``results`` (``e2e_full_leg``, ``ingest_full_leg``)."""
+    from benchmarks.full_leg import render_sources, run_full_leg_e2e, run_full_leg_ingest
+
+    size = ("2800 x 8100" if opts.full_leg_max_rows is None
+            else f"at most {opts.full_leg_max_rows} rows")
+    say(f"rendering {opts.full_leg_distinct} synthetic full-leg studies ({size})")
+    sources = render_sources(work / "full_leg_sources", opts.full_leg_distinct,
+                             opts.full_leg_max_rows)
+    if "e2e-full-leg" in opts.sections:
+        say(f"full-leg end to end: {opts.full_leg_studies} studies one at a time, embedded "
+            "defaults, then the full-leg limit figure")
+        load = load_average()
+        results["e2e_full_leg"] = run_full_leg_e2e(sources, work, opts.full_leg_studies,
+                                                   model_images=opts.limit_model_images)
+        results["e2e_full_leg"]["load_average_at_start"] = load
+    if "ingest-full-leg" in opts.sections:
+        say(f"full-leg ingest: {opts.full_leg_ingest_files} files x {opts.repeats} to "
+            "knee-node and storescp")
+        load = load_average()
+        results["ingest_full_leg"] = run_full_leg_ingest(
+            sources, work, opts.full_leg_ingest_files, opts.repeats)
+        results["ingest_full_leg"]["load_average_at_start"] = load
 
 
 def run_all(opts: BenchOptions, work: Path | None = None,
@@ -224,11 +255,15 @@ def run_all(opts: BenchOptions, work: Path | None = None,
     }
     t0 = time.perf_counter()
     try:
-        say(f"rendering {opts.distinct} synthetic radiographs")
-        base: FileSet = make_file_set(work / "ingest", opts.ingest_files, opts.distinct,
-                                      opts.max_side, opts.seed)
-        sources = sorted((work / "ingest" / "sources").glob("*.dcm"))
+        base: FileSet | None = None
+        sources: list[Path] = []
+        if KNEE_SECTIONS & set(opts.sections):
+            say(f"rendering {opts.distinct} synthetic radiographs")
+            base = make_file_set(work / "ingest", opts.ingest_files, opts.distinct,
+                                 opts.max_side, opts.seed)
+            sources = sorted((work / "ingest" / "sources").glob("*.dcm"))
         if "ingest" in opts.sections:
+            assert base is not None
             from benchmarks.ingest import run_ingest
 
             say(f"ingest: {opts.ingest_files} files x {opts.repeats} to knee-node and storescp")
@@ -270,6 +305,8 @@ def run_all(opts: BenchOptions, work: Path | None = None,
             results["scaling"] = run_scaling(opts, sources, work, results.get("e2e"),
                                              model_cpu_s)
             results["scaling"]["load_average_at_start"] = load
+        if FULL_LEG_SECTIONS & set(opts.sections):
+            run_full_leg_sections(opts, work, results, say)
     finally:
         if own:
             shutil.rmtree(work, ignore_errors=True)

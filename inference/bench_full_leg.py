@@ -84,8 +84,8 @@ def _vm_hwm_mb() -> float | None:
 
 
 def render_studies(out_dir: Path, count: int, seed: int, *, max_rows: int | None = None,
-                   full_size: bool = False, syntax: str | None = DEFAULT_SYNTAX
-                   ) -> list[dict[str, Any]]:
+                   full_size: bool = False, syntax: str | None = DEFAULT_SYNTAX,
+                   modality: str | None = None) -> list[dict[str, Any]]:
     """Write ``count`` full-leg instances (seeds ``seed ..``) to ``out_dir``.
 
     Parameters
@@ -98,6 +98,8 @@ def render_studies(out_dir: Path, count: int, seed: int, *, max_rows: int | None
         Passed to the generator (:func:`training.synth_leg.study.plan_study`).
     syntax
         Transfer syntax name; None draws it from the seed.
+    modality
+        ``DX`` or ``CR``; None draws it from the seed.
 
     Returns
     -------
@@ -106,10 +108,13 @@ def render_studies(out_dir: Path, count: int, seed: int, *, max_rows: int | None
     """
     from training.synth_dicom.full_leg import make_full_leg_instance, write_full_leg_instance
 
+    if modality not in (None, "DX", "CR"):
+        raise BenchOptionError(f"modality must be DX, CR or None, got {modality!r}")
     studies = []
     for i in range(count):
         inst = make_full_leg_instance(seed + i, full_size=full_size, max_rows=max_rows,
-                                      for_processing=False, syntax=syntax)
+                                      for_processing=False, syntax=syntax,
+                                      modality=modality)  # type: ignore[arg-type]
         dcm, _ = write_full_leg_instance(inst, out_dir)
         studies.append({"seed": seed + i, "file": str(dcm),
                         "shape": [int(inst.truth["rows"]), int(inst.truth["columns"])],
@@ -200,10 +205,13 @@ def _run_module(args: list[str], what: str) -> Any:
 
 
 def render_in_subprocess(out_dir: Path, count: int, seed: int, *, max_rows: int | None,
-                         full_size: bool, syntax: str | None) -> list[dict[str, Any]]:
+                         full_size: bool, syntax: str | None, modality: str | None = None
+                         ) -> list[dict[str, Any]]:
     """:func:`render_studies` in a fresh process (its memory stays out of this one)."""
     args = ["render", str(out_dir), "--count", str(count), "--seed", str(seed),
             "--syntax", syntax or MIXED]
+    if modality is not None:
+        args += ["--modality", modality]
     if max_rows is not None:
         args += ["--max-rows", str(max_rows)]
     if full_size:
@@ -334,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     rp.add_argument("--syntax", default=DEFAULT_SYNTAX)
     rp.add_argument("--max-rows", type=int, default=None)
     rp.add_argument("--full-size", action="store_true")
+    rp.add_argument("--modality", choices=("DX", "CR"), default=None)
     mp = sub.add_parser("measure", help="load the predictor and time FILE...")
     mp.add_argument("files", nargs="+")
     mp.add_argument("--threads", type=int, default=2)
@@ -342,7 +351,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.step == "render":
         out: Any = render_studies(args.out_dir, args.count, args.seed, max_rows=args.max_rows,
                                   full_size=args.full_size,
-                                  syntax=None if args.syntax == MIXED else args.syntax)
+                                  syntax=None if args.syntax == MIXED else args.syntax,
+                                  modality=args.modality)
     else:
         out = measure_files(args.files, args.threads, args.weights)
     print(json.dumps(out))

@@ -44,15 +44,19 @@ def test_bench_ingest_on_two_tiny_images_writes_json_and_doc(tmp_path: Path) -> 
     fastest_peer = max(ing["peers"][p]["mb_per_s"] for p in ("storescp", "storescp +B"))
     ratio = ing["peers"]["knee-node serve"]["mb_per_s"] / fastest_peer
     assert ing["ratio_node_to_storescp"] == pytest.approx(ratio, abs=0.01)
-    assert ing["met"] == (ing["ratio_node_to_storescp"] >= 0.9)
+    assert ing["met"] == (ing["ratio_node_to_storescp_bit_preserving"] >= 1.0)
+    assert ing["target_ratio"] == 1.0 and ing["target_against"] == "storescp +B"
     if not ing["met"]:  # the profile of the listener saw the handler run for each file
         parts = {r["part"]: r for r in ing["profile"]["handler_parts"]}
         assert parts["C-STORE handler (all)"]["calls"] == 2
-    verdicts = {t["target"].split(" ")[0]: t["met"] for t in res["targets"]}
-    assert verdicts == {"ingest": ing["met"], "end": None, "worker": None, "serve": None}
+    verdicts = {t["key"]: t["met"] for t in res["targets"]}
+    assert verdicts == {"ingest": ing["met"], "knee-e2e": None, "knee-limit": None,
+                        "full-leg-e2e": None, "burst": None, "knee-memory": None,
+                        "full-leg-memory": None, "serve-memory": None, "reliability": None,
+                        "profiles": None}
     assert "e2e" not in res and len(res["load_average_before"]) == 3
     text = doc.read_text()
-    assert "## 1. Ingest" in text and str(ing["ratio_node_to_storescp"]) in text
+    assert "## 1. Ingest" in text and str(ing["ratio_node_to_storescp_bit_preserving"]) in text
     assert "## 3. End to end" not in text
 
 
@@ -76,8 +80,10 @@ def test_bench_end_to_end_on_two_tiny_studies(tmp_path: Path) -> None:
         assert {"model_global", "model_local", "reports"} <= set(st["job_parts"])
         assert st["job"] > 0 and st["delivery"] > 0
     assert res["peak_rss_mb"]["serve"] > 0
-    t = targets({"e2e": {"configs": [res]}})
-    assert t[1]["measured"] == res["one_at_a_time"]["p95_s"]
+    t = {x["key"]: x for x in targets({"e2e": {"configs": [res]}})}
+    assert t["knee-e2e"]["measured"] == res["one_at_a_time"]["p95_s"]
+    assert t["burst"]["measured"] == res["burst"]["makespan_s"]
+    assert t["burst"]["limit"] == round(1.2 * 1 * res["one_at_a_time"]["stages_mean_s"]["job"], 3)
 
 
 def test_bench_options_name_bad_values() -> None:
@@ -87,6 +93,11 @@ def test_bench_options_name_bad_values() -> None:
         BenchOptions(repeats=0)
     with pytest.raises(ValueError, match="max_side"):
         BenchOptions(max_side=10)
+    with pytest.raises(ValueError, match="full_leg_max_rows must be >= 256 or None, got 100"):
+        BenchOptions(full_leg_max_rows=100)
+    with pytest.raises(ValueError, match="full_leg_studies must be >= 1, got 0"):
+        BenchOptions(full_leg_studies=0)
+    assert BenchOptions(sections=("e2e-full-leg", "ingest-full-leg")).sections
 
 
 def test_bench_destination_asks_for_every_knee_object() -> None:
