@@ -14,8 +14,10 @@ instead of three: the lossless encoder takes less than half the time.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -307,8 +309,42 @@ class Style:
         return cls(font_px=font, line_px=max(2, round(font / 8)), dot_px=max(2, round(font / 7)))
 
 
+#: Fonts loaded per thread (a FreeType face must not be used by two threads at once).
+_PER_THREAD = threading.local()
+#: Font sizes kept per thread before the cache is emptied (a node sees a few image sizes).
+_FONTS_KEPT = 32
+
+
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+    """Pillow's default font at ``size`` px, loaded once per thread and size."""
+    fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont]
+    fonts = _PER_THREAD.__dict__.setdefault("fonts", {})
+    if size not in fonts:
+        if len(fonts) >= _FONTS_KEPT:
+            fonts.clear()
+        fonts[size] = ImageFont.load_default(size=size)
+    return fonts[size]
+
+
+@lru_cache(maxsize=512)
+def wrap_lines(text: str, font_px: int, width: float) -> tuple[str, ...]:
+    """``text`` broken into lines no wider than ``width`` px in :func:`_font` ``font_px``
+    (words kept whole), once per text, size and width: the banner, legend and notice are
+    the same on every overlay of a size.
+
+    Parameters
+    ----------
+    text
+        Words separated by white space.
+    font_px
+        Font size, px.
+    width
+        Widest line, px.
+    """
+    probe = _PER_THREAD.__dict__.get("probe")
+    if probe is None:
+        probe = _PER_THREAD.probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    return tuple(_wrap(probe, text, _font(font_px), width))
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
@@ -520,19 +556,20 @@ def draw_overlay(gray: npt.NDArray[np.uint8], measurements: Sequence[KneeMeasure
         else Image.fromarray(gray)
     style = Style.for_size(width, height)
     font = _font(style.font_px)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     margin = style.font_px // 2
     line_h = round(style.font_px * 1.3)
-    banner = _wrap(probe, BANNER_TEXT, font, width - 2 * margin)
+    banner = wrap_lines(BANNER_TEXT, style.font_px, width - 2 * margin)
     panel: list[tuple[str, RGB]] = []
     for m in measurements:
         colour = COLOURS["text"] if m.quality == "pass" else COLOURS["flagged"]
-        panel += [(t, colour) for t in _wrap(probe, knee_summary(m), font, width - 2 * margin)]
+        panel += [(t, colour) for t in wrap_lines(knee_summary(m), style.font_px,
+                                                   width - 2 * margin)]
     legend = ("Yellow: femoral axis (FTS); magenta dashed: femoral axis (FNTS); cyan: tibial "
               "axis; white arc: aTFA. Valgus +, varus -.")
     notice = "Trained on synthetic images only; must be reviewed by a clinician. " + footer
     for text in (legend, notice):
-        panel += [(t, COLOURS["text"]) for t in _wrap(probe, text, font, width - 2 * margin)]
+        panel += [(t, COLOURS["text"]) for t in wrap_lines(text, style.font_px,
+                                                            width - 2 * margin)]
     top = len(banner) * line_h + 2 * margin
     bottom = len(panel) * line_h + 2 * margin
     canvas = Image.new(ink.mode, (width, top + height + bottom), ink(COLOURS["panel"]))
