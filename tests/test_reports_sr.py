@@ -230,7 +230,16 @@ def _counter() -> Callable[[], str]:
 
 def _case(name: str) -> tuple[Dataset, list[KneeMeasurement]]:
     """Sources and knees covering each branch of the report: a passed and a flagged knee
-    (reasons), intervals on one angle only, a post-operative knee, a CR without spacing."""
+    (reasons), intervals on one angle only, a post-operative knee, a CR without spacing
+    (no Image Library), a CR with spacing and a frame of reference (Image Library)."""
+    if name == "cr-library-frame-of-reference":
+        pts = knee_landmarks(-3.0, laterality="R", scale=1.5, centre=(260, 320))
+        source = make_source(knees=(pts,))
+        source.Modality = "CR"
+        source.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+        source.ImagerPixelSpacing = [0.143, 0.1425]
+        source.FrameOfReferenceUID = generate_uid()
+        return source, [make_measurement(pts, laterality="R")]
     if name == "post-op-cr":
         pts = knee_landmarks(2.0, phase="post", scale=1.5, centre=(260, 320))
         source = make_source(knees=(pts,))
@@ -269,7 +278,8 @@ def _documents(source: Dataset, knees: list[KneeMeasurement], tmp_path: Path
             pydicom.dcmread(_write(new, tmp_path, "new.dcm")))
 
 
-@pytest.mark.parametrize("case", ["two-knees", "two-knees-library", "post-op-cr"])
+@pytest.mark.parametrize("case", ["two-knees", "two-knees-library", "post-op-cr",
+                                  "cr-library-frame-of-reference"])
 def test_sr_is_highdicoms_document(tmp_path: Path, case: str) -> None:
     """The node's SR (plain pydicom items, pre-encoded) writes the very document highdicom
     writes from the same report: every element at every depth (concept names, codes,
@@ -281,10 +291,11 @@ def test_sr_is_highdicoms_document(tmp_path: Path, case: str) -> None:
     assert old.file_meta.MediaStorageSOPClassUID == new.file_meta.MediaStorageSOPClassUID
     assert len(list(old.iterall())) > 400  # the whole tree is compared
     assert _differences(old, new) == []
-    has_library = ("111028", "DCM") in {_name(i) for i in _items(new)}
-    assert has_library == (case == "two-knees-library")
+    names = [_name(i) for i in _items(new)]
+    assert (("111028", "DCM") in names) == case.endswith(("library", "frame-of-reference"))
+    assert names.count(("112227", "DCM")) == (1 if case.endswith("frame-of-reference") else 0)
     intervals = [i for i in _items(new) if _name(i) == ("371884006", "SCT")]
-    assert len(intervals) == {"post-op-cr": 2}.get(case, 1)
+    assert len(intervals) == {"post-op-cr": 2, "cr-library-frame-of-reference": 0}.get(case, 1)
 
 
 def test_sr_comparison_fails_on_a_changed_item(tmp_path: Path,

@@ -270,12 +270,57 @@ def _observer_context(device_observer_uid: str, device_observer_name: str, manuf
     ]
 
 
-def _image_library(source: Dataset) -> Dataset:
-    """TID 1600 Image Library of the source, made by highdicom (TID 1601/1602 descriptors
-    from the source's attributes; a handful of items), every container SEPARATE."""
-    library = hd.sr.ImageLibrary([source])[0]
-    _separate(library)
-    return library
+#: Coded modality (CID 29) of the projection radiography SOP classes whose Image Library
+#: entry is made here (TID 1601-1603), as highdicom codes them.
+PROJECTION_MODALITIES: dict[str, Code] = {
+    "1.2.840.10008.5.1.4.1.1.1": dcm_codes.cid29.ComputedRadiography,
+    "1.2.840.10008.5.1.4.1.1.1.1": dcm_codes.cid29.DigitalRadiography,
+    "1.2.840.10008.5.1.4.1.1.1.1.1": dcm_codes.cid29.DigitalRadiography,
+    "1.2.840.10008.5.1.4.1.1.1.2": dcm_codes.cid29.Mammography,
+    "1.2.840.10008.5.1.4.1.1.1.2.1": dcm_codes.cid29.Mammography,
+    "1.2.840.10008.5.1.4.1.1.1.3": dcm_codes.cid29.IntraOralRadiography,
+    "1.2.840.10008.5.1.4.1.1.1.3.1": dcm_codes.cid29.IntraOralRadiography,
+}
+PIXELS = Code("{pixels}", "UCUM", "Pixels")
+
+
+def _library_entry_descriptors(source: Dataset) -> list[Dataset]:
+    """TID 1602/1603 descriptors of a projection radiograph: modality, frame of reference
+    (if any), rows, columns, Patient Orientation, Imager Pixel Spacing (column, row)."""
+    acquisition = "HAS ACQ CONTEXT"
+    descriptors = [items.code_item(dcm_codes.DCM.Modality,
+                                   PROJECTION_MODALITIES[str(source.SOPClassUID)], acquisition)]
+    if "FrameOfReferenceUID" in source:
+        descriptors.append(items.uidref_item(dcm_codes.DCM.FrameOfReferenceUID,
+                                             str(source.FrameOfReferenceUID), acquisition))
+    orientation, spacing = source.PatientOrientation, source.ImagerPixelSpacing
+    return [
+        *descriptors,
+        items.num_item(dcm_codes.DCM.PixelDataRows, source.Rows, PIXELS, acquisition),
+        items.num_item(dcm_codes.DCM.PixelDataColumns, source.Columns, PIXELS, acquisition),
+        items.text_item(dcm_codes.DCM.PatientOrientationRow, orientation[0], acquisition),
+        items.text_item(dcm_codes.DCM.PatientOrientationColumn, orientation[1], acquisition),
+        items.num_item(dcm_codes.DCM.HorizontalPixelSpacing, spacing[1],
+                       dcm_codes.UCUM.Millimeter, acquisition),
+        items.num_item(dcm_codes.DCM.VerticalPixelSpacing, spacing[0],
+                       dcm_codes.UCUM.Millimeter, acquisition),
+    ]
+
+
+def _image_library(source: Dataset, refs: SourceReferences) -> Dataset:
+    """TID 1600 Image Library of the source, every container SEPARATE: made here for a
+    projection radiograph (CR, DX, MG, IO), by highdicom for any other image.
+
+    One group (TID 1601) holds the source; its frame of reference (if any) is one of the
+    source's descriptors, not stated again on the group (as highdicom 0.28 writes it)."""
+    if str(source.SOPClassUID) not in PROJECTION_MODALITIES or not _is_projection(source):
+        library = hd.sr.ImageLibrary([source])[0]
+        _separate(library)
+        return library
+    image = items.image_item(SOURCE, refs.sop, items.CONTAINS)
+    image.ContentSequence = DicomSequence(_library_entry_descriptors(source))
+    group = items.container_item(dcm_codes.DCM.ImageLibraryGroup, items.CONTAINS, [image])
+    return items.container_item(dcm_codes.DCM.ImageLibrary, items.CONTAINS, [group])
 
 
 def _library_ready(source: Dataset) -> bool:
@@ -492,7 +537,7 @@ def report_content(source: Dataset, records: Sequence[KneeMeasurement], *,
                         items.HAS_CONCEPT_MOD),
     ]
     if _library_ready(source):
-        children.append(_image_library(source))
+        children.append(_image_library(source, refs))
     children.append(items.container_item(dcm_codes.DCM.ImagingMeasurements, items.CONTAINS,
                                          _groups(records, refs, new_uid)))
     children.append(items.container_item(  # TID 1500 row 12, after Imaging Measurements
