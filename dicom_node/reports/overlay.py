@@ -530,6 +530,70 @@ def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
     draw.text(xy, text, font=font, fill=text_ink, anchor=anchor)
 
 
+#: Rendered text patches kept: the banner, legend and notice lines of a few overlay sizes.
+_PATCHES_KEPT = 64
+#: Inks whose text patches are kept, by name (any other ink is drawn every time).
+_PATCH_INKS = {"palette": PALETTE_INKS, "rgb": Inks.rgb()}
+
+
+def _ink_name(ink: Inks) -> str | None:
+    if ink.palette is None:
+        return "rgb" if ink.mode == "RGB" else None
+    return "palette" if ink is PALETTE_INKS else None
+
+
+@lru_cache(maxsize=_PATCHES_KEPT)
+def _text_patch(text: str, font_px: int, colour: RGB, background: RGB, ink_name: str,
+                start: tuple[float, float], anchor: str | None
+                ) -> tuple[Image.Image, tuple[int, int]]:
+    """``text`` as :func:`draw_text` draws it at a point whose fractional part is
+    ``start``, on a patch of solid ``background``, and the patch's margins (mx, my): drawn
+    at (x, y) on a canvas, the patch's pixel (i, j) is the canvas's pixel
+    (int(x) - mx + i, int(y) - my + j), where the canvas is ``background`` too (Pillow
+    places text at ``int(x)`` plus offsets that depend on the fractional part only)."""
+    ink = _PATCH_INKS[ink_name]
+    font = _font(font_px)
+    probe = ImageDraw.Draw(Image.new(ink.mode, (1, 1)))
+    left, top, right, bottom = probe.textbbox(start, text, font=font, anchor=anchor)
+    mx, my = 2 + math.ceil(max(0.0, -left)), 2 + math.ceil(max(0.0, -top))
+    patch = Image.new(ink.mode, (mx + math.ceil(right) + 2, my + math.ceil(bottom) + 2),
+                      ink(background))  # type: ignore[arg-type]
+    draw_text(ImageDraw.Draw(patch), (mx + start[0], my + start[1]), text, font, colour,
+              background, ink, anchor)
+    return patch, (mx, my)
+
+
+def draw_text_patch(canvas: Image.Image, draw: ImageDraw.ImageDraw, xy: tuple[float, float],
+                    text: str, font_px: int, colour: RGB, background: RGB, ink: Inks,
+                    anchor: str | None = None) -> None:
+    """:func:`draw_text` of ``text`` in :func:`_font` ``font_px`` on ``canvas`` (``draw`` its
+    ``ImageDraw``), pasted from a patch rendered once per text, size, colours and
+    fractional position: the same pixels, when the canvas under the patch is all
+    ``background`` (else, or on a custom palette, drawn as :func:`draw_text` draws it).
+
+    Parameters
+    ----------
+    canvas, draw
+        The image drawn on and its ``ImageDraw.Draw``.
+    xy, text, colour, background, ink, anchor
+        As :func:`draw_text`.
+    font_px
+        Font size, px.
+    """
+    name = _ink_name(ink)
+    if name is not None and xy[0] >= 0 and xy[1] >= 0:
+        start = (math.modf(xy[0])[0], math.modf(xy[1])[0])
+        patch, (mx, my) = _text_patch(text, font_px, colour, background, name, start, anchor)
+        x0, y0 = int(xy[0]) - mx, int(xy[1]) - my
+        box = (x0, y0, x0 + patch.width, y0 + patch.height)
+        if x0 >= 0 and y0 >= 0 and box[2] <= canvas.width and box[3] <= canvas.height:
+            under = np.asarray(canvas.crop(box))
+            if np.all(under == np.asarray(ink(background), dtype=np.uint8)):
+                canvas.paste(patch, box[:2])
+                return
+    draw_text(draw, xy, text, _font(font_px), colour, background, ink, anchor)
+
+
 def draw_overlay(gray: npt.NDArray[np.uint8], measurements: Sequence[KneeMeasurement],
                  footer: str, ink: Inks | None = None) -> npt.NDArray[np.uint8]:
     """The overlay: banner on top, the (downscaled) image with drawings, a text panel below.
@@ -557,7 +621,6 @@ def draw_overlay(gray: npt.NDArray[np.uint8], measurements: Sequence[KneeMeasure
     image = Image.fromarray(gray).resize((width, height), RESAMPLE) if scale < 1 \
         else Image.fromarray(gray)
     style = Style.for_size(width, height)
-    font = _font(style.font_px)
     margin = style.font_px // 2
     line_h = round(style.font_px * 1.3)
     banner = wrap_lines(BANNER_TEXT, style.font_px, width - 2 * margin)
@@ -579,11 +642,11 @@ def draw_overlay(gray: npt.NDArray[np.uint8], measurements: Sequence[KneeMeasure
     draw = ImageDraw.Draw(canvas)
     draw.rectangle([0, 0, width, top - 1], fill=ink(COLOURS["banner"]))
     for i, text in enumerate(banner):
-        draw_text(draw, (width / 2, margin + i * line_h + line_h / 2), text, font,
-                  COLOURS["text"], COLOURS["banner"], ink, anchor="mm")
+        draw_text_patch(canvas, draw, (width / 2, margin + i * line_h + line_h / 2), text,
+                        style.font_px, COLOURS["text"], COLOURS["banner"], ink, anchor="mm")
     for m in measurements:
         _draw_knee(draw, m, scale, style, top, (width, height), ink)
     for i, (text, colour) in enumerate(panel):
-        draw_text(draw, (margin, top + height + margin + i * line_h), text, font, colour,
-                  COLOURS["panel"], ink)
+        draw_text_patch(canvas, draw, (margin, top + height + margin + i * line_h), text,
+                        style.font_px, colour, COLOURS["panel"], ink)
     return np.asarray(canvas, dtype=np.uint8)
