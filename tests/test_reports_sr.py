@@ -464,3 +464,28 @@ def test_synthetic_generator_source(tmp_path: Path) -> None:
     (num,) = _nums(_knees(sr)[0], codes.ATFA_FNTS)
     assert float(num.MeasuredValueSequence[0].NumericValue) == pytest.approx(
         truth["atfa_deg"]["FNTS"], abs=0.006)
+
+
+def test_pre_encode_changes_nothing_written(tmp_path: Path) -> None:
+    """``sr_items.pre_encode`` (the full-leg report's highdicom tree) shares the coded
+    entries and marks the tree pre-encoded; the document written is the same."""
+    import sr_reference
+
+    from dicom_node.reports import sr_items
+
+    source, knees = _case("two-knees-library")
+    records = check_measurements(knees, need_model=True)
+    kwargs = document_arguments(source, records, series_number=9901, instance_number=1,
+                                institution_name=None, manufacturer="knee-node project")
+    observer = {"device_observer_uid": OBSERVER_UID, "device_observer_name": "knee-node",
+                "manufacturer": "knee-node project"}
+    plain = sr_reference.report_content(source, records, new_uid=_counter(), **observer)
+    shared = sr_reference.report_content(source, records, new_uid=_counter(), **observer)
+    sr_items.pre_encode(shared)
+    measurements = shared.ContentSequence[-2]  # Imaging Measurements, made by highdicom
+    assert isinstance(measurements.ContentSequence[0].get_item(
+        sr_items.CONCEPT_NAME_CODE_SEQUENCE), pydicom.dataelem.RawDataElement)
+    old = pydicom.dcmread(_write(sr_document(source, plain, **kwargs), tmp_path, "plain.dcm"))
+    new = pydicom.dcmread(_write(sr_document(source, shared, **kwargs), tmp_path, "shared.dcm"))
+    assert len(list(old.iterall())) > 400
+    assert _differences(old, new) == []

@@ -292,3 +292,50 @@ def selected_from_image(name: Code, reference: RawDataElement) -> RawDataElement
     """Content Sequence of one SELECTED FROM IMAGE item, encoded once: the children every
     SCOORD of a report on one image shares."""
     return _encoded(Tag("ContentSequence"), [image_item(name, reference, SELECTED_FROM)])
+
+
+#: Attributes of a coded entry :func:`pre_encode` shares (Code Value form only).
+_CODE_ATTRIBUTES = frozenset({"CodeValue", "CodingSchemeDesignator", "CodeMeaning",
+                              "CodingSchemeVersion"})
+
+
+def _shared_code(element: DataElement) -> RawDataElement | None:
+    """The shared encoding of a Code Sequence ``element`` of one plain ASCII coded entry,
+    or None when it is anything else (kept as it is)."""
+    if not element.keyword.endswith("CodeSequence") or len(element.value) != 1:
+        return None
+    entry = element.value[0]
+    keywords = {e.keyword for e in entry}
+    if not keywords <= _CODE_ATTRIBUTES or not {"CodeValue", "CodingSchemeDesignator",
+                                                 "CodeMeaning"} <= keywords:
+        return None
+    fields = [str(entry.CodeValue), str(entry.CodingSchemeDesignator), str(entry.CodeMeaning),
+              str(entry.get("CodingSchemeVersion") or "")]
+    if not all(f.isascii() for f in fields) or len(fields[0]) > _SHORT_CODE_VALUE:
+        return None
+    return _coded_entry(BaseTag(element.tag), *fields[:3], fields[3] or None)
+
+
+def pre_encode(item: Dataset) -> None:
+    """Make a content tree built elsewhere (highdicom's) write as this module's trees do:
+    every dataset below ``item`` declared pre-encoded explicit VR little endian in its own
+    character set, every Code Sequence of one plain coded entry replaced by its shared
+    encoding (:func:`code_sequence`). What is written does not change.
+
+    Parameters
+    ----------
+    item
+        The root CONTAINER (or any content item); changed in place.
+    """
+    for element in list(item):
+        if element.VR != "SQ" or element.is_empty:
+            continue
+        shared = _shared_code(element)
+        if shared is not None:
+            item[element.tag] = shared
+            continue
+        for child in element.value:
+            charset = child.get("SpecificCharacterSet")
+            child.set_original_encoding(*EXPLICIT_VR_LITTLE_ENDIAN,
+                                        convert_encodings(charset) if charset else default_encoding)
+            pre_encode(child)
