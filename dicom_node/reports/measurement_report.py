@@ -1,4 +1,10 @@
-"""The Structured Report: a TID 1500 measurement report of the aTFA, made with highdicom.
+"""The Structured Report: a TID 1500 measurement report of the aTFA.
+
+The content tree is made of plain pydicom items (:mod:`dicom_node.reports.sr_items`: coded
+entries encoded once and shared, the tree pre-encoded explicit VR little endian); the
+document header (patient, study, series, equipment, evidence) is highdicom's
+``Comprehensive3DSR`` (:func:`sr_document`).  The tests compare the whole document with
+the one highdicom builds from its own content items (``tests/sr_reference.py``).
 
 Per knee, one TID 1501 measurement group holds the knee: the algorithm, the quality verdict,
 the varus/valgus finding, and the landmark detection confidence with the landmarks as SCOORD
