@@ -32,13 +32,14 @@ import numpy as np
 import numpy.typing as npt
 from pydicom import Dataset
 from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_sequence
+from pydicom.filewriter import write_data_element, write_sequence
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.coding import Code
 from pydicom.tag import BaseTag, Tag
-from pydicom.valuerep import DS
+from pydicom.valuerep import DS, EXPLICIT_VR_LENGTH_32
 
 from dicom_node.reports._checks import ReportInputError, ReportTypeError
 
@@ -49,6 +50,10 @@ CONCEPT_CODE_SEQUENCE = Tag("ConceptCodeSequence")
 MEASUREMENT_UNITS_CODE_SEQUENCE = Tag("MeasurementUnitsCodeSequence")
 CONTENT_TEMPLATE_SEQUENCE = Tag("ContentTemplateSequence")
 REFERENCED_SOP_SEQUENCE = Tag("ReferencedSOPSequence")
+RELATIONSHIP_TYPE = Tag("RelationshipType")
+VALUE_TYPE = Tag("ValueType")
+CONTINUITY_OF_CONTENT = Tag("ContinuityOfContent")
+GRAPHIC_TYPE = Tag("GraphicType")
 #: Relationship types (PS3.3 C.17.3.2.4).
 CONTAINS = "CONTAINS"
 HAS_OBS_CONTEXT = "HAS OBS CONTEXT"
@@ -60,6 +65,29 @@ RELATIONSHIP_TYPES = frozenset({CONTAINS, HAS_OBS_CONTEXT, HAS_CONCEPT_MOD, HAS_
                                 INFERRED_FROM, SELECTED_FROM, "HAS ACQ CONTEXT"})
 #: Code Value lengths (PS3.3 8.1): longer values go to Long Code Value (UC).
 _SHORT_CODE_VALUE = 16
+
+
+@lru_cache(maxsize=256)
+def constant_element(keyword: str, value: str) -> RawDataElement:
+    """Attribute ``keyword`` = ``value`` (a code string: Relationship Type, Value Type...),
+    encoded once by pydicom and shared (it is immutable).
+
+    Raises
+    ------
+    ReportInputError
+        When ``keyword`` is not a DICOM keyword or ``value`` is not ASCII.
+    """
+    found = tag_for_keyword(keyword)
+    if found is None:
+        raise ReportInputError(f"keyword must be a DICOM keyword, got {keyword!r}")
+    _ascii((value,), f"the value of {keyword}")
+    tag = BaseTag(found)
+    vr = dictionary_VR(tag)
+    fp = DicomBytesIO()
+    fp.is_implicit_VR, fp.is_little_endian = EXPLICIT_VR_LITTLE_ENDIAN
+    write_data_element(fp, DataElement(tag, vr, value))
+    encoded = fp.getvalue()[12 if vr in EXPLICIT_VR_LENGTH_32 else 8:]  # after tag, VR, length
+    return RawDataElement(tag, vr, len(encoded), encoded, 0, *EXPLICIT_VR_LITTLE_ENDIAN)
 
 
 def item_dataset() -> Dataset:
@@ -186,8 +214,8 @@ def content_item(value_type: str, name: Code, relationship_type: str | None) -> 
                                f", got {relationship_type!r}")
     item = item_dataset()
     if relationship_type is not None:
-        item.RelationshipType = relationship_type
-    item.ValueType = value_type
+        item[RELATIONSHIP_TYPE] = constant_element("RelationshipType", relationship_type)
+    item[VALUE_TYPE] = constant_element("ValueType", value_type)
     item[CONCEPT_NAME_CODE_SEQUENCE] = code_sequence(CONCEPT_NAME_CODE_SEQUENCE, name)
     return item
 
@@ -197,7 +225,7 @@ def container_item(name: Code, relationship_type: str | None, children: Sequence
     """CONTAINER, SEPARATE (each child its own statement), with ``children`` and, if
     given, the Content Template Sequence of TID ``template_id``."""
     item = content_item("CONTAINER", name, relationship_type)
-    item.ContinuityOfContent = "SEPARATE"
+    item[CONTINUITY_OF_CONTENT] = constant_element("ContinuityOfContent", "SEPARATE")
     if template_id is not None:
         item[CONTENT_TEMPLATE_SEQUENCE] = content_template(template_id)
     item.ContentSequence = DicomSequence(list(children))
@@ -283,7 +311,7 @@ def scoord_item(name: Code, graphic_type: str, graphic_data: npt.NDArray[np.floa
         raise ReportInputError(f"graphic_data must be (N, 2) points, got shape {points.shape}")
     item = content_item("SCOORD", name, INFERRED_FROM)
     item.GraphicData = points.ravel().tolist()
-    item.GraphicType = graphic_type
+    item[GRAPHIC_TYPE] = constant_element("GraphicType", graphic_type)
     item[Tag("ContentSequence")] = selected_from
     return item
 
