@@ -557,7 +557,7 @@ def _text_patch(text: str, font_px: int, colour: RGB, background: RGB, ink_name:
     left, top, right, bottom = probe.textbbox(start, text, font=font, anchor=anchor)
     mx, my = 2 + math.ceil(max(0.0, -left)), 2 + math.ceil(max(0.0, -top))
     patch = Image.new(ink.mode, (mx + math.ceil(right) + 2, my + math.ceil(bottom) + 2),
-                      ink(background))  # type: ignore[arg-type]
+                      ink(background))
     draw_text(ImageDraw.Draw(patch), (mx + start[0], my + start[1]), text, font, colour,
               background, ink, anchor)
     return patch, (mx, my)
