@@ -224,10 +224,36 @@ def display_image(source: Dataset) -> npt.NDArray[np.uint8]:
         stored = np.arange(low, int(raw.max()) + 1).astype(raw.dtype)
         # the histogram only for the percentile range (no VOI window in the dataset)
         counts = None if _has_voi(source) else np.bincount(index.ravel(), minlength=stored.size)
-        # every index is in range (0 .. max - min, the table's size - 1): numpy's "wrap"
-        # mode then only skips the bounds check of the default "raise" (half the time)
-        return np.take(_to_display(source, stored, photometric, counts), index, mode="wrap")
+        return _look_up(_to_display(source, stored, photometric, counts), index)
     return _to_display(source, raw, photometric, None)
+
+
+#: Rows looked up at a time by :func:`_look_up`.
+LOOKUP_ROWS = 64
+
+
+def _look_up(table: npt.NDArray[np.uint8], index: npt.NDArray[np.integer]
+             ) -> npt.NDArray[np.uint8]:
+    """``table[index]`` for a 2-D ``index`` whose every value is a valid index of ``table``.
+
+    numpy takes with a machine-integer copy of the indices (8 bytes each: 18 MB for a
+    1963 x 1134 image), so the lookup runs :data:`LOOKUP_ROWS` rows at a time, the copy
+    staying in cache (about a third of the time of one ``np.take``); and with ``"wrap"``
+    mode, which skips the bounds check of the default ``"raise"`` (every index is in
+    range: 0 .. max - min, the table's size - 1).
+
+    Raises
+    ------
+    ReportInputError
+        When ``index`` is not 2-D.
+    """
+    if index.ndim != 2:
+        raise ReportInputError(f"index must be a 2-D image, got shape {index.shape}")
+    out = np.empty(index.shape, dtype=np.uint8)
+    for start in range(0, index.shape[0], LOOKUP_ROWS):
+        rows = slice(start, start + LOOKUP_ROWS)
+        np.take(table, index[rows], mode="wrap", out=out[rows])
+    return out
 
 
 def _has_voi(source: Dataset) -> bool:
