@@ -280,7 +280,7 @@ def _documents(source: Dataset, knees: list[KneeMeasurement], tmp_path: Path
 
 @pytest.mark.parametrize("case", ["two-knees", "two-knees-library", "post-op-cr",
                                   "cr-library-frame-of-reference"])
-def test_sr_is_highdicoms_document(tmp_path: Path, case: str) -> None:
+def test_sr_document_is_highdicoms_document(tmp_path: Path, case: str) -> None:
     """The node's SR (plain pydicom items, pre-encoded) writes the very document highdicom
     writes from the same report: every element at every depth (concept names, codes,
     units, values, relationships, references, templates), UIDs included, all but the
