@@ -301,3 +301,76 @@ def test_resend_adds_a_new_gsps_destination_only_to_jobs_that_have_a_gsps(
     finally:
         plain.stop()
         viewer.stop()
+
+
+#: Elements that differ between two builds of one state: the clock and the new UIDs.
+_PER_BUILD = ("ContentDate", "ContentTime", "InstanceCreationDate", "InstanceCreationTime",
+              "ContributionDateTime", "PresentationCreationDate", "PresentationCreationTime",
+              "SeriesInstanceUID", "SOPInstanceUID")
+
+
+def _differences(a: Dataset, b: Dataset, path: str = "") -> list[str]:
+    """Where ``a`` and ``b`` differ, element by element at every depth (not ``_PER_BUILD``)."""
+    out = []
+    for tag in sorted(set(a.keys()) | set(b.keys())):
+        keyword = a[tag].keyword if tag in a else b[tag].keyword
+        name = f"{path}/{keyword}"
+        if tag not in a or tag not in b:
+            out.append(f"{name}: only in {'new' if tag in b else 'old'}")
+        elif a[tag].VR != b[tag].VR:
+            out.append(f"{name}: VR {a[tag].VR} != {b[tag].VR}")
+        elif a[tag].VR == "SQ":
+            x, y = a[tag].value, b[tag].value
+            if len(x) != len(y):
+                out.append(f"{name}: {len(x)} != {len(y)} items")
+            for i, (p, q) in enumerate(zip(x, y, strict=False)):
+                out += _differences(p, q, f"{name}[{i}]")
+        elif keyword not in _PER_BUILD and a[tag].value != b[tag].value:
+            out.append(f"{name}: {a[tag].value!r} != {b[tag].value!r}")
+    return out
+
+
+@pytest.mark.parametrize("both", [False, True], ids=["one-knee", "two-knees-one-flagged"])
+def test_gsps_annotations_are_highdicoms(tmp_path: Path, both: bool,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Graphic Annotation Sequence made here is the one ``hd.pr.GraphicAnnotation``
+    makes of the same layers and objects: the whole state compared element by element
+    (all but the clock and the new UIDs), read back from the files."""
+    import highdicom as hd
+
+    from dicom_node.reports import presentation_state as ps
+
+    source, knees = _case(tmp_path)
+    knees = _two_knees(knees) if both else knees
+    new = _reread(create_presentation_state(source, knees))
+    layers = {name: hd.pr.GraphicLayer(name, order=i + 1)
+              for i, (name, _, _) in enumerate(LAYERS)}
+
+    def highdicoms(source: Dataset, layer: str, objects: list[Any], rows: int, columns: int
+                   ) -> Dataset:
+        texts = isinstance(objects[0], hd.pr.TextObject)
+        return hd.pr.GraphicAnnotation([source], layers[layer],
+                                       text_objects=objects if texts else None,
+                                       graphic_objects=None if texts else objects)
+
+    monkeypatch.setattr(ps, "graphic_annotation", highdicoms)
+    old = _reread(create_presentation_state(source, knees))
+    assert len(old.GraphicAnnotationSequence) == (3 if knees[0].quality == "pass" else 2)
+    assert len(list(old.iterall())) > 100
+    assert _differences(old, new) == []
+    old.GraphicAnnotationSequence[0].GraphicObjectSequence[0].GraphicData[0] += 1.0
+    assert any("GraphicData" in d for d in _differences(old, new))  # the comparison can fail
+
+
+def test_a_graphic_off_the_image_is_refused(tmp_path: Path) -> None:
+    """As ``hd.pr.GraphicAnnotation`` refuses it (a negative point highdicom's graphic
+    object refuses already)."""
+    from dicom_node.reports._checks import ReportInputError
+
+    source, knees = _case(tmp_path)
+    shift = int(source.Columns) - knees[0].landmarks[:, 0].min() + 4.5  # leftmost at +5 px
+    moved = dataclasses.replace(knees[0], landmarks=knees[0].landmarks + [shift, 0.0])
+    expected = (rf"PIXEL units must lie within 0\.\.{source.Columns} x 0\.\.{source.Rows}, "
+                rf"got x {int(source.Columns) + 5}\.\.\S+, y ")
+    with pytest.raises(ReportInputError, match=expected):
+        create_presentation_state(source, [moved])

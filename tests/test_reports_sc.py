@@ -167,6 +167,41 @@ def test_display_table_equals_the_chain_on_every_pixel(variant: str) -> None:
     assert len(np.unique(gray)) > 20  # a real image, not a constant
 
 
+@pytest.mark.parametrize("ink", [PALETTE_INKS, Inks.rgb()], ids=["palette", "rgb"])
+@pytest.mark.parametrize("size", [(640, 520), (1963, 1134), (3000, 2400)])
+def test_text_patches_draw_the_same_pixels(monkeypatch: pytest.MonkeyPatch, ink: Inks,
+                                           size: tuple[int, int]) -> None:
+    """Text pasted from its cached patch is the text drawn in place, pixel for pixel, at
+    several sizes (so several fonts and fractional positions); where a knee's axis runs
+    into the text panel the text is drawn in place (not pasted), and is the same too."""
+    from dicom_node.reports import overlay
+
+    rows, cols = size
+    scale = rows / 640 * 1.6
+    near = knee_landmarks(8.0, 2.0, scale=scale, centre=(cols * 0.5, rows * 0.5))
+    low = knee_landmarks(-6.0, scale=scale, laterality="R", centre=(cols * 0.5, rows * 0.97))
+    gray = display_image(make_source(rows=rows, cols=cols, knees=(near,)))
+    cases = {"inside": [make_measurement(near)],
+             "into-panel": [make_measurement(low, laterality="R")]}
+    for knees in cases.values():  # every patch made
+        draw_overlay(gray, knees, "Model x 1.0", ink)
+    in_place: dict[str, int] = {}
+    pasted = {}
+    real_draw_text = overlay.draw_text
+    for name, knees in cases.items():
+        calls = []
+        monkeypatch.setattr(overlay, "draw_text", lambda *a, c=calls, **k: (
+            c.append(1), real_draw_text(*a, **k))[1])
+        pasted[name] = draw_overlay(gray, knees, "Model x 1.0", ink)
+        in_place[name] = len(calls)
+    assert in_place == {"inside": 0, "into-panel": in_place["into-panel"]}
+    assert in_place["into-panel"] > 0
+    monkeypatch.setattr(overlay, "draw_text", real_draw_text)
+    monkeypatch.setattr(overlay, "_ink_name", lambda ink: None)  # every text drawn in place
+    for name, knees in cases.items():
+        assert np.array_equal(pasted[name], draw_overlay(gray, knees, "Model x 1.0", ink)), name
+
+
 def test_refuses_colour_source() -> None:
     source, m = pass_case()
     source.PhotometricInterpretation = "RGB"

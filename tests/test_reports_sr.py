@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pydicom
+import pydicom.sr.codedict
+import pydicom.sr.coding
 import pytest
 from pydicom import Dataset
 from pydicom.uid import generate_uid
@@ -217,41 +222,169 @@ def _differences(a: Dataset, b: Dataset, path: str = "") -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("library", [False, True], ids=["no-library", "image-library"])
-def test_sr_document_is_highdicoms_document(tmp_path: Path, library: bool) -> None:
-    """``sr_document`` (no deep copy of the tree) writes the very document highdicom's
-    ``Comprehensive3DSR`` constructor writes from the same content and arguments: every
-    element at every depth, UIDs included, all but the clock."""
-    import copy
+def _counter() -> Callable[[], str]:
+    """A maker of the same UIDs in the same order (one per builder compared)."""
+    count = itertools.count(1)
+    return lambda: f"2.25.{next(count)}"
 
-    import highdicom as hd
 
+def _case(name: str) -> tuple[Dataset, list[KneeMeasurement]]:
+    """Sources and knees covering each branch of the report: a passed and a flagged knee
+    (reasons), intervals on one angle only, a post-operative knee, a CR without spacing
+    (no Image Library), a CR with spacing and a frame of reference (Image Library)."""
+    if name == "cr-library-frame-of-reference":
+        pts = knee_landmarks(-3.0, laterality="R", scale=1.5, centre=(260, 320))
+        source = make_source(knees=(pts,))
+        source.Modality = "CR"
+        source.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+        source.ImagerPixelSpacing = [0.143, 0.1425]
+        source.FrameOfReferenceUID = generate_uid()
+        return source, [make_measurement(pts, laterality="R")]
+    if name == "post-op-cr":
+        pts = knee_landmarks(2.0, phase="post", scale=1.5, centre=(260, 320))
+        source = make_source(knees=(pts,))
+        source.Modality = "CR"
+        source.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+        return source, [replace(make_measurement(pts, phase="post"),
+                                atfa_ci95_deg={"FTS": 0.8, "FNTS": 1.25})]
     r = knee_landmarks(-5.0, laterality="R", scale=1.2, centre=(150, 300))
     left = knee_landmarks(4.0, laterality="L", scale=1.2, centre=(400, 300))
     source = make_source(rows=600, cols=560, knees=(r, left))
-    if library:
+    if name == "two-knees-library":
         source.ImagerPixelSpacing = [0.15, 0.15]
-    knees = check_measurements([
-        make_measurement(r, laterality="R"),
-        make_measurement(left, laterality="L", quality="flag", reasons=("low heatmap peak",)),
-    ], need_model=True)
-    content = report_content(source, knees, device_observer_uid=OBSERVER_UID,
-                             device_observer_name="knee-node", manufacturer="knee-node project")
-    kwargs = document_arguments(source, knees, series_number=9901, instance_number=1,
+    return source, [
+        replace(make_measurement(r, laterality="R"), atfa_ci95_deg={"FNTS": 0.61}),
+        make_measurement(left, laterality="L", quality="flag",
+                         reasons=("low heatmap peak", "plateau corners too close")),
+    ]
+
+
+def _documents(source: Dataset, knees: list[KneeMeasurement], tmp_path: Path
+               ) -> tuple[Dataset, Dataset]:
+    """highdicom's document of the report (``sr_reference``) and the node's, both from
+    the same arguments and UIDs, as read back from their files."""
+    import sr_reference
+
+    records = check_measurements(knees, need_model=True)
+    kwargs = document_arguments(source, records, series_number=9901, instance_number=1,
                                 institution_name=None, manufacturer="knee-node project")
-    old = hd.sr.Comprehensive3DSR(evidence=[source], content=copy.deepcopy(content), **kwargs)
-    new = sr_document(source, content, **kwargs)
-    assert isinstance(new, hd.sr.Comprehensive3DSR)
-    old_back = pydicom.dcmread(_write(old, tmp_path, "old.dcm"))
-    new_back = pydicom.dcmread(_write(new, tmp_path, "new.dcm"))
-    assert old_back.file_meta.TransferSyntaxUID == new_back.file_meta.TransferSyntaxUID
-    assert len(list(old_back.iterall())) > 500  # the whole tree is compared
-    assert _differences(old_back, new_back) == []
-    assert ("111028", "DCM") in {_name(i) for i in _items(new_back)} or not library
-    # its content is the document's own tree, parsed (as Comprehensive3DSR.from_dataset)
-    assert len(new.content) == 1
-    assert all(a is b for a, b in zip(new.content[0].ContentSequence, new.ContentSequence,
-                                      strict=True))
+    observer = {"device_observer_uid": OBSERVER_UID, "device_observer_name": "knee-node",
+                "manufacturer": "knee-node project"}
+    old = sr_reference.reference_document(source, records, observer=observer, document=kwargs,
+                                          new_uid=_counter())
+    new = sr_document(source, report_content(source, records, new_uid=_counter(), **observer),
+                      **kwargs)
+    return (pydicom.dcmread(_write(old, tmp_path, "old.dcm")),
+            pydicom.dcmread(_write(new, tmp_path, "new.dcm")))
+
+
+@pytest.mark.parametrize("case", ["two-knees", "two-knees-library", "post-op-cr",
+                                  "cr-library-frame-of-reference"])
+def test_sr_document_is_highdicoms_document(tmp_path: Path, case: str) -> None:
+    """The node's SR (plain pydicom items, pre-encoded) writes the very document highdicom
+    writes from the same report: every element at every depth (concept names, codes,
+    units, values, relationships, references, templates), UIDs included, all but the
+    clock."""
+    source, knees = _case(case)
+    old, new = _documents(source, knees, tmp_path)
+    assert old.file_meta.TransferSyntaxUID == new.file_meta.TransferSyntaxUID
+    assert old.file_meta.MediaStorageSOPClassUID == new.file_meta.MediaStorageSOPClassUID
+    assert len(list(old.iterall())) > 400  # the whole tree is compared
+    assert _differences(old, new) == []
+    names = [_name(i) for i in _items(new)]
+    assert (("111028", "DCM") in names) == case.endswith(("library", "frame-of-reference"))
+    assert names.count(("112227", "DCM")) == (1 if case.endswith("frame-of-reference") else 0)
+    intervals = [i for i in _items(new) if _name(i) == ("371884006", "SCT")]
+    assert len(intervals) == {"post-op-cr": 2, "cr-library-frame-of-reference": 0}.get(case, 1)
+
+
+def test_sr_comparison_fails_on_a_changed_item(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison above can fail: a builder that codes one relationship, one unit and
+    one concept differently is caught at each place."""
+    import dicom_node.reports.measurement_report as mr
+    from dicom_node.reports import sr_items
+
+    source, knees = _case("two-knees")
+    real_code_item, real_num_item = sr_items.code_item, sr_items.num_item
+
+    def code_item(name: object, value: object, relationship_type: str) -> Dataset:
+        if name == pydicom.sr.codedict.codes.SCT.MeasurementMethod:
+            relationship_type = "CONTAINS"
+        return real_code_item(name, value, relationship_type)  # type: ignore[arg-type]
+
+    def num_item(name: object, value: float, unit: object, *args: object) -> Dataset:
+        if name == codes.MEASUREMENT_UNCERTAINTY:
+            unit = codes.NO_UNITS
+        return real_num_item(name, value, unit, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mr.items, "code_item", code_item)
+    monkeypatch.setattr(mr.items, "num_item", num_item)
+    monkeypatch.setattr(mr, "FINDING", pydicom.sr.coding.Code("121071", "DCM", "Findings"))
+    found = _differences(*_documents(source, knees, tmp_path))
+    assert any(d.endswith("/RelationshipType: 'HAS CONCEPT MOD' != 'CONTAINS'")
+               for d in found), found
+    assert any(d.endswith("MeasurementUnitsCodeSequence[0]/CodeValue: 'deg' != '1'")
+               for d in found), found
+    assert any(d.endswith("/CodeMeaning: 'Finding' != 'Findings'") for d in found), found
+
+
+def test_sr_in_implicit_vr_is_the_same_document(tmp_path: Path) -> None:
+    """The pre-encoded items are re-encoded when the SR is written in another transfer
+    syntax (as on a DIMSE association that accepts implicit VR only)."""
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    source, knees = _case("two-knees-library")
+    sr = create_measurement_report(source, knees, device_observer_uid=OBSERVER_UID)
+    explicit = pydicom.dcmread(_write(sr, tmp_path, "explicit.dcm"))
+    sr.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    implicit = pydicom.dcmread(_write(sr, tmp_path, "implicit.dcm"))
+    assert implicit.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    assert _differences(explicit, implicit) == []
+    (fts,) = _nums(_knees(implicit)[0], codes.ATFA_FTS)
+    assert fts.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "deg"
+
+
+def test_sr_items_read_in_memory_before_writing() -> None:
+    """A pre-encoded element reads as its value before the SR is written, and reading it
+    does not change what is written."""
+    source, m = pass_case()
+    sr = create_measurement_report(source, [m], device_observer_uid=OBSERVER_UID)
+    root_name = sr.ConceptNameCodeSequence[0]
+    assert (root_name.CodeValue, root_name.CodeMeaning) == ("126000", "Imaging Measurement Report")
+    (fts,) = _nums(_knees(sr)[0], codes.ATFA_FTS)
+    unit = fts.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0]
+    assert (unit.CodeValue, unit.CodingSchemeDesignator) == ("deg", "UCUM")
+    scoord = next(i for i in fts.ContentSequence if i.ValueType == "SCOORD")
+    assert scoord.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == (
+        source.SOPInstanceUID)
+
+
+def test_two_reports_share_no_mutable_item() -> None:
+    """Encoded once means shared immutable bytes, never a shared dataset: changing one
+    report's item leaves the next report as it was."""
+    source, m = pass_case()
+    first = create_measurement_report(source, [m], device_observer_uid=OBSERVER_UID)
+    second = create_measurement_report(source, [m], device_observer_uid=OBSERVER_UID)
+    ids = {id(d) for d in _items(first)} | {id(d) for d in iter_datasets(first)}
+    assert not ids & ({id(d) for d in _items(second)} | {id(d) for d in iter_datasets(second)})
+    (fts,) = _nums(_knees(first)[0], codes.ATFA_FTS)
+    fts.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeMeaning = "changed"
+    third = create_measurement_report(source, [m], device_observer_uid=OBSERVER_UID)
+    (fts3,) = _nums(_knees(third)[0], codes.ATFA_FTS)
+    assert fts3.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeMeaning == (
+        codes.DEGREE.meaning)
+
+
+def iter_datasets(ds: Dataset) -> list[Dataset]:
+    """Every dataset in every sequence of ``ds`` (any depth; raw sequences are parsed)."""
+    out: list[Dataset] = []
+    for element in ds:
+        if element.VR == "SQ":
+            for item in element.value:
+                out.append(item)
+                out.extend(iter_datasets(item))
+    return out
 
 
 def test_differences_sees_a_changed_value_deep_in_the_tree(tmp_path: Path) -> None:
@@ -331,3 +464,28 @@ def test_synthetic_generator_source(tmp_path: Path) -> None:
     (num,) = _nums(_knees(sr)[0], codes.ATFA_FNTS)
     assert float(num.MeasuredValueSequence[0].NumericValue) == pytest.approx(
         truth["atfa_deg"]["FNTS"], abs=0.006)
+
+
+def test_pre_encode_changes_nothing_written(tmp_path: Path) -> None:
+    """``sr_items.pre_encode`` (the full-leg report's highdicom tree) shares the coded
+    entries and marks the tree pre-encoded; the document written is the same."""
+    import sr_reference
+
+    from dicom_node.reports import sr_items
+
+    source, knees = _case("two-knees-library")
+    records = check_measurements(knees, need_model=True)
+    kwargs = document_arguments(source, records, series_number=9901, instance_number=1,
+                                institution_name=None, manufacturer="knee-node project")
+    observer = {"device_observer_uid": OBSERVER_UID, "device_observer_name": "knee-node",
+                "manufacturer": "knee-node project"}
+    plain = sr_reference.report_content(source, records, new_uid=_counter(), **observer)
+    shared = sr_reference.report_content(source, records, new_uid=_counter(), **observer)
+    sr_items.pre_encode(shared)
+    measurements = shared.ContentSequence[-2]  # Imaging Measurements, made by highdicom
+    assert isinstance(measurements.ContentSequence[0].get_item(
+        sr_items.CONCEPT_NAME_CODE_SEQUENCE), pydicom.dataelem.RawDataElement)
+    old = pydicom.dcmread(_write(sr_document(source, plain, **kwargs), tmp_path, "plain.dcm"))
+    new = pydicom.dcmread(_write(sr_document(source, shared, **kwargs), tmp_path, "shared.dcm"))
+    assert len(list(old.iterall())) > 400
+    assert _differences(old, new) == []

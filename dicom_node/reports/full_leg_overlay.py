@@ -31,9 +31,9 @@ from dicom_node.reports.overlay import (
     Style,
     _dashed,
     _font,
-    _wrap,
     display_image,
     draw_text,
+    wrap_lines,
 )
 from dicom_node.reports.secondary_capture import _patient_orientation, inks_for, sc_image
 from inference.leg import landmarks as leg
@@ -156,15 +156,14 @@ def draw_full_leg_overlay(gray: npt.NDArray[np.uint8], result: FullLegResult, fo
     # text size for the canvas (banner + notice add about 12 % to the height)
     style = Style.for_size(canvas_w, round(height * 1.12))
     font = _font(style.font_px)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     margin = style.font_px // 2
     line_h = round(style.font_px * 1.3)
-    banner = _wrap(probe, BANNER_TEXT, font, canvas_w - 2 * margin)
+    banner = wrap_lines(BANNER_TEXT, style.font_px, canvas_w - 2 * margin)
     legend = ("Yellow: femoral mechanical axis; cyan: tibial mechanical axis; white dashed: "
               "hip-ankle line; green: condylar line; orange: plateau line. HKA varus -.")
     notice = "Trained on synthetic images only; must be reviewed by a clinician. " + footer
     bottom_lines = [t for text in (legend, notice)
-                    for t in _wrap(probe, text, font, canvas_w - 2 * margin)]
+                    for t in wrap_lines(text, style.font_px, canvas_w - 2 * margin)]
     top = len(banner) * line_h + 2 * margin
     bottom = len(bottom_lines) * line_h + 2 * margin
     canvas = Image.new(ink.mode, (canvas_w, top + height + bottom), ink(COLOURS["panel"]))
@@ -178,8 +177,8 @@ def draw_full_leg_overlay(gray: npt.NDArray[np.uint8], result: FullLegResult, fo
         _draw_leg(draw, lg, scale, style, (panel_w, top), ink)
         x0 = margin if lg.side == "R" else panel_w + width + margin
         colour = COLOURS["text"] if lg.quality == "pass" else COLOURS["flagged"]
-        lines = [t for text in leg_lines(lg) for t in _wrap(probe, text, font,
-                                                             panel_w - 2 * margin)]
+        lines = [t for text in leg_lines(lg)
+                 for t in wrap_lines(text, style.font_px, panel_w - 2 * margin)]
         y = top + margin
         for i, text in enumerate(lines):
             if y + (i + 1) * line_h > top + height:

@@ -30,6 +30,7 @@ from pydicom.sr.coding import Code
 
 from dicom_node.reports import codes
 from dicom_node.reports import full_leg_codes as fc
+from dicom_node.reports import sr_items as items
 from dicom_node.reports._checks import ReportInputError, ReportTypeError, check_source
 from dicom_node.reports.algorithm import NOTICE_TEXT, AlgorithmIdentity
 from dicom_node.reports.measurement_report import (
@@ -250,7 +251,7 @@ def build_full_leg_sr(
     device_observer_uid: str,
     device_observer_name: str = "knee-node",
     manufacturer: str = "knee-node project",
-) -> hd.sr.Comprehensive3DSR:
+) -> Dataset:
     """Comprehensive 3D SR (TID 1500) of both legs of a full-leg image.
 
     Parameters
@@ -308,6 +309,7 @@ def build_full_leg_sr(
         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)])
     report[0].ContentSequence.append(notice)
     _separate(report[0])
+    items.pre_encode(report[0])  # written as the knee report's tree is: codes encoded once
     return sr_document(
         source, report[0], series_instance_uid=hd.UID(),
         series_number=series_number, sop_instance_uid=hd.UID(), instance_number=instance_number,

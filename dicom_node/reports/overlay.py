@@ -14,8 +14,10 @@ instead of three: the lossless encoder takes less than half the time.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -222,8 +224,36 @@ def display_image(source: Dataset) -> npt.NDArray[np.uint8]:
         stored = np.arange(low, int(raw.max()) + 1).astype(raw.dtype)
         # the histogram only for the percentile range (no VOI window in the dataset)
         counts = None if _has_voi(source) else np.bincount(index.ravel(), minlength=stored.size)
-        return np.take(_to_display(source, stored, photometric, counts), index)
+        return _look_up(_to_display(source, stored, photometric, counts), index)
     return _to_display(source, raw, photometric, None)
+
+
+#: Rows looked up at a time by :func:`_look_up`.
+LOOKUP_ROWS = 64
+
+
+def _look_up(table: npt.NDArray[np.uint8], index: npt.NDArray[np.integer]
+             ) -> npt.NDArray[np.uint8]:
+    """``table[index]`` for a 2-D ``index`` whose every value is a valid index of ``table``.
+
+    numpy takes with a machine-integer copy of the indices (8 bytes each: 18 MB for a
+    1963 x 1134 image), so the lookup runs :data:`LOOKUP_ROWS` rows at a time, the copy
+    staying in cache (about a third of the time of one ``np.take``); and with ``"wrap"``
+    mode, which skips the bounds check of the default ``"raise"`` (every index is in
+    range: 0 .. max - min, the table's size - 1).
+
+    Raises
+    ------
+    ReportInputError
+        When ``index`` is not 2-D.
+    """
+    if index.ndim != 2:
+        raise ReportInputError(f"index must be a 2-D image, got shape {index.shape}")
+    out = np.empty(index.shape, dtype=np.uint8)
+    for start in range(0, index.shape[0], LOOKUP_ROWS):
+        rows = slice(start, start + LOOKUP_ROWS)
+        np.take(table, index[rows], mode="wrap", out=out[rows])
+    return out
 
 
 def _has_voi(source: Dataset) -> bool:
@@ -307,8 +337,42 @@ class Style:
         return cls(font_px=font, line_px=max(2, round(font / 8)), dot_px=max(2, round(font / 7)))
 
 
+#: Fonts loaded per thread (a FreeType face must not be used by two threads at once).
+_PER_THREAD = threading.local()
+#: Font sizes kept per thread before the cache is emptied (a node sees a few image sizes).
+_FONTS_KEPT = 32
+
+
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+    """Pillow's default font at ``size`` px, loaded once per thread and size."""
+    fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont]
+    fonts = _PER_THREAD.__dict__.setdefault("fonts", {})
+    if size not in fonts:
+        if len(fonts) >= _FONTS_KEPT:
+            fonts.clear()
+        fonts[size] = ImageFont.load_default(size=size)
+    return fonts[size]
+
+
+@lru_cache(maxsize=512)
+def wrap_lines(text: str, font_px: int, width: float) -> tuple[str, ...]:
+    """``text`` broken into lines no wider than ``width`` px in :func:`_font` ``font_px``
+    (words kept whole), once per text, size and width: the banner, legend and notice are
+    the same on every overlay of a size.
+
+    Parameters
+    ----------
+    text
+        Words separated by white space.
+    font_px
+        Font size, px.
+    width
+        Widest line, px.
+    """
+    probe = _PER_THREAD.__dict__.get("probe")
+    if probe is None:
+        probe = _PER_THREAD.probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    return tuple(_wrap(probe, text, _font(font_px), width))
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
@@ -492,6 +556,70 @@ def draw_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str,
     draw.text(xy, text, font=font, fill=text_ink, anchor=anchor)
 
 
+#: Rendered text patches kept: the banner, legend and notice lines of a few overlay sizes.
+_PATCHES_KEPT = 64
+#: Inks whose text patches are kept, by name (any other ink is drawn every time).
+_PATCH_INKS = {"palette": PALETTE_INKS, "rgb": Inks.rgb()}
+
+
+def _ink_name(ink: Inks) -> str | None:
+    if ink.palette is None:
+        return "rgb" if ink.mode == "RGB" else None
+    return "palette" if ink is PALETTE_INKS else None
+
+
+@lru_cache(maxsize=_PATCHES_KEPT)
+def _text_patch(text: str, font_px: int, colour: RGB, background: RGB, ink_name: str,
+                start: tuple[float, float], anchor: str | None
+                ) -> tuple[Image.Image, tuple[int, int]]:
+    """``text`` as :func:`draw_text` draws it at a point whose fractional part is
+    ``start``, on a patch of solid ``background``, and the patch's margins (mx, my): drawn
+    at (x, y) on a canvas, the patch's pixel (i, j) is the canvas's pixel
+    (int(x) - mx + i, int(y) - my + j), where the canvas is ``background`` too (Pillow
+    places text at ``int(x)`` plus offsets that depend on the fractional part only)."""
+    ink = _PATCH_INKS[ink_name]
+    font = _font(font_px)
+    probe = ImageDraw.Draw(Image.new(ink.mode, (1, 1)))
+    left, top, right, bottom = probe.textbbox(start, text, font=font, anchor=anchor)
+    mx, my = 2 + math.ceil(max(0.0, -left)), 2 + math.ceil(max(0.0, -top))
+    patch = Image.new(ink.mode, (mx + math.ceil(right) + 2, my + math.ceil(bottom) + 2),
+                      ink(background))
+    draw_text(ImageDraw.Draw(patch), (mx + start[0], my + start[1]), text, font, colour,
+              background, ink, anchor)
+    return patch, (mx, my)
+
+
+def draw_text_patch(canvas: Image.Image, draw: ImageDraw.ImageDraw, xy: tuple[float, float],
+                    text: str, font_px: int, colour: RGB, background: RGB, ink: Inks,
+                    anchor: str | None = None) -> None:
+    """:func:`draw_text` of ``text`` in :func:`_font` ``font_px`` on ``canvas`` (``draw`` its
+    ``ImageDraw``), pasted from a patch rendered once per text, size, colours and
+    fractional position: the same pixels, when the canvas under the patch is all
+    ``background`` (else, or on a custom palette, drawn as :func:`draw_text` draws it).
+
+    Parameters
+    ----------
+    canvas, draw
+        The image drawn on and its ``ImageDraw.Draw``.
+    xy, text, colour, background, ink, anchor
+        As :func:`draw_text`.
+    font_px
+        Font size, px.
+    """
+    name = _ink_name(ink)
+    if name is not None and xy[0] >= 0 and xy[1] >= 0:
+        start = (math.modf(xy[0])[0], math.modf(xy[1])[0])
+        patch, (mx, my) = _text_patch(text, font_px, colour, background, name, start, anchor)
+        x0, y0 = int(xy[0]) - mx, int(xy[1]) - my
+        box = (x0, y0, x0 + patch.width, y0 + patch.height)
+        if x0 >= 0 and y0 >= 0 and box[2] <= canvas.width and box[3] <= canvas.height:
+            under = np.asarray(canvas.crop(box))
+            if np.all(under == np.asarray(ink(background), dtype=np.uint8)):
+                canvas.paste(patch, box[:2])
+                return
+    draw_text(draw, xy, text, _font(font_px), colour, background, ink, anchor)
+
+
 def draw_overlay(gray: npt.NDArray[np.uint8], measurements: Sequence[KneeMeasurement],
                  footer: str, ink: Inks | None = None) -> npt.NDArray[np.uint8]:
     """The overlay: banner on top, the (downscaled) image with drawings, a text panel below.
@@ -519,20 +647,20 @@ def draw_overlay(gray: npt.NDArray[np.uint8], measurements: Sequence[KneeMeasure
     image = Image.fromarray(gray).resize((width, height), RESAMPLE) if scale < 1 \
         else Image.fromarray(gray)
     style = Style.for_size(width, height)
-    font = _font(style.font_px)
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     margin = style.font_px // 2
     line_h = round(style.font_px * 1.3)
-    banner = _wrap(probe, BANNER_TEXT, font, width - 2 * margin)
+    banner = wrap_lines(BANNER_TEXT, style.font_px, width - 2 * margin)
     panel: list[tuple[str, RGB]] = []
     for m in measurements:
         colour = COLOURS["text"] if m.quality == "pass" else COLOURS["flagged"]
-        panel += [(t, colour) for t in _wrap(probe, knee_summary(m), font, width - 2 * margin)]
+        panel += [(t, colour) for t in wrap_lines(knee_summary(m), style.font_px,
+                                                   width - 2 * margin)]
     legend = ("Yellow: femoral axis (FTS); magenta dashed: femoral axis (FNTS); cyan: tibial "
               "axis; white arc: aTFA. Valgus +, varus -.")
     notice = "Trained on synthetic images only; must be reviewed by a clinician. " + footer
     for text in (legend, notice):
-        panel += [(t, COLOURS["text"]) for t in _wrap(probe, text, font, width - 2 * margin)]
+        panel += [(t, COLOURS["text"]) for t in wrap_lines(text, style.font_px,
+                                                            width - 2 * margin)]
     top = len(banner) * line_h + 2 * margin
     bottom = len(panel) * line_h + 2 * margin
     canvas = Image.new(ink.mode, (width, top + height + bottom), ink(COLOURS["panel"]))
@@ -540,11 +668,11 @@ def draw_overlay(gray: npt.NDArray[np.uint8], measurements: Sequence[KneeMeasure
     draw = ImageDraw.Draw(canvas)
     draw.rectangle([0, 0, width, top - 1], fill=ink(COLOURS["banner"]))
     for i, text in enumerate(banner):
-        draw_text(draw, (width / 2, margin + i * line_h + line_h / 2), text, font,
-                  COLOURS["text"], COLOURS["banner"], ink, anchor="mm")
+        draw_text_patch(canvas, draw, (width / 2, margin + i * line_h + line_h / 2), text,
+                        style.font_px, COLOURS["text"], COLOURS["banner"], ink, anchor="mm")
     for m in measurements:
         _draw_knee(draw, m, scale, style, top, (width, height), ink)
     for i, (text, colour) in enumerate(panel):
-        draw_text(draw, (margin, top + height + margin + i * line_h), text, font, colour,
-                  COLOURS["panel"], ink)
+        draw_text_patch(canvas, draw, (margin, top + height + margin + i * line_h), text,
+                        style.font_px, colour, COLOURS["panel"], ink)
     return np.asarray(canvas, dtype=np.uint8)

@@ -22,10 +22,12 @@ See ``docs/sr_content.md`` (section "Presentation state").
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import highdicom as hd
 import numpy as np
 from pydicom import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 
 from dicom_node.reports._checks import ReportInputError, check_measurements, check_source
 from dicom_node.reports.algorithm import identities
@@ -45,6 +47,104 @@ CONTENT_DESCRIPTION = "aTFA axes, landmarks, values - NOT FOR DIAGNOSTIC USE"
 SERIES_DESCRIPTION_PR = "knee-node aTFA GSPS - NOT FOR DIAGNOSTIC USE"
 _SIDE = {"L": "Left", "R": "Right"}
 METHODS = ("FTS", "FNTS")
+
+
+@lru_cache(maxsize=64)
+def display_colour(rgb: tuple[int, int, int]) -> hd.color.CIELabColor:
+    """Graphic Layer Recommended Display CIELab Value of ``rgb``, converted once per colour
+    (``hd.pr.GraphicLayer`` copies the value, so one object serves every study).
+
+    Parameters
+    ----------
+    rgb
+        sRGB colour, three integers 0-255.
+
+    Raises
+    ------
+    ReportInputError
+        When ``rgb`` is not three integers 0-255.
+    """
+    if len(rgb) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in rgb):
+        raise ReportInputError(f"rgb must be three integers 0-255, got {rgb!r}")
+    return hd.color.CIELabColor.from_rgb(*rgb)
+
+
+def referenced_image(source: Dataset) -> Dataset:
+    """The Referenced Image Sequence item of ``source`` (single frame): its SOP Class and
+    Instance UIDs, as ``hd.pr.GraphicAnnotation`` writes them."""
+    item = Dataset()
+    item.ReferencedSOPClassUID = source.SOPClassUID
+    item.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    return item
+
+
+def _check_on_image(points: np.ndarray, units: str, rows: int, columns: int) -> None:
+    """Refuse a point off the image (PIXEL: 0..columns x 0..rows) or off the display
+    (DISPLAY: 0..1), as ``hd.pr.GraphicAnnotation`` refuses graphic data out of range."""
+    x_limit, y_limit = (float(columns), float(rows)) if units == "PIXEL" else (1.0, 1.0)
+    x, y = points[:, 0], points[:, 1]
+    if x.min() < 0.0 or y.min() < 0.0 or x.max() > x_limit or y.max() > y_limit:
+        raise ReportInputError(f"graphic data in {units} units must lie within 0..{x_limit:g} "
+                               f"x 0..{y_limit:g}, got x {x.min():g}..{x.max():g}, y "
+                               f"{y.min():g}..{y.max():g}")
+
+
+def _points(graphic: Dataset) -> tuple[np.ndarray, str]:
+    """The points of a graphic or text object and their units (anchor, else bounding box)."""
+    if "GraphicData" in graphic:
+        return np.asarray(graphic.GraphicData, dtype=np.float64).reshape(-1, 2), str(
+            graphic.GraphicAnnotationUnits)
+    if "AnchorPoint" in graphic:
+        return np.asarray(graphic.AnchorPoint, dtype=np.float64).reshape(-1, 2), str(
+            graphic.AnchorPointAnnotationUnits)
+    box = [*graphic.BoundingBoxTopLeftHandCorner, *graphic.BoundingBoxBottomRightHandCorner]
+    return np.asarray(box, dtype=np.float64).reshape(-1, 2), str(
+        graphic.BoundingBoxAnnotationUnits)
+
+
+def graphic_annotation(source: Dataset, layer: str,
+                       objects: Sequence[hd.pr.GraphicObject | hd.pr.TextObject],
+                       rows: int, columns: int) -> Dataset:
+    """A Graphic Annotation Sequence item (PS3.3 C.10.5): ``objects`` on layer ``layer`` of
+    the image ``source`` (:func:`referenced_image`), the item ``hd.pr.GraphicAnnotation``
+    makes, without its per-annotation checks of the image's IOD (a single-frame image,
+    checked once by the caller).
+
+    Parameters
+    ----------
+    source
+        The measured image.
+    layer
+        Graphic Layer, one of :data:`LAYERS`.
+    objects
+        Graphic objects or text objects, not both (one annotation per layer).
+    rows, columns
+        Size of the image: every PIXEL point must lie on it.
+
+    Raises
+    ------
+    ReportInputError
+        When ``layer`` is not a layer of :data:`LAYERS`, ``objects`` is empty or mixed, or a
+        point lies off the image.
+    """
+    if layer not in {name for name, _, _ in LAYERS}:
+        raise ReportInputError(f"layer must be one of {[n for n, _, _ in LAYERS]}, got {layer!r}")
+    texts = [o for o in objects if isinstance(o, hd.pr.TextObject)]
+    graphics = [o for o in objects if isinstance(o, hd.pr.GraphicObject)]
+    if not objects or (texts and graphics) or len(texts) + len(graphics) != len(objects):
+        kinds = [type(o).__name__ for o in objects]
+        raise ReportInputError(f"objects of layer {layer} must be graphic objects or text objects "
+                               f"(not both, at least one), got {kinds}")
+    for graphic in objects:
+        _check_on_image(*_points(graphic), rows, columns)
+    item = Dataset()
+    item.GraphicLayer = layer
+    item.ReferencedImageSequence = DicomSequence([referenced_image(source)])
+    if graphics:
+        item.GraphicObjectSequence = DicomSequence(graphics)
+    else:
+        item.TextObjectSequence = DicomSequence(texts)
+    return item
 
 
 def value_text(m: KneeMeasurement, method: str) -> str:
@@ -177,23 +277,17 @@ def create_presentation_state(
     if int(source.get("NumberOfFrames", 1) or 1) != 1:
         raise ReportInputError("source must be a single-frame image")
     layers = [
-        hd.pr.GraphicLayer(name, order=i + 1, description=text,
-                           display_color=hd.color.CIELabColor.from_rgb(*rgb))
+        hd.pr.GraphicLayer(name, order=i + 1, description=text, display_color=display_colour(rgb))
         for i, (name, text, rgb) in enumerate(LAYERS)
     ]
-    by_name = {layer.GraphicLayer: layer for layer in layers}
     rows, columns = int(source.Rows), int(source.Columns)
     landmarks = [g for m in records for g in _landmarks(m)]
     axes = [g for m in records if m.quality == "pass" for g in _axes(m)]
     texts = [t for m in records for t in _texts(m, rows, columns)] + [_notice()]
-    annotations = [
-        hd.pr.GraphicAnnotation([source], by_name["KNEE_LANDMARKS"], graphic_objects=landmarks),
-        hd.pr.GraphicAnnotation([source], by_name["KNEE_VALUES"], text_objects=texts),
-    ]
+    annotations = [graphic_annotation(source, "KNEE_LANDMARKS", landmarks, rows, columns)]
     if axes:
-        annotations.insert(
-            1, hd.pr.GraphicAnnotation([source], by_name["KNEE_AXES"], graphic_objects=axes)
-        )
+        annotations.append(graphic_annotation(source, "KNEE_AXES", axes, rows, columns))
+    annotations.append(graphic_annotation(source, "KNEE_VALUES", texts, rows, columns))
     algorithms = identities(records)
     pr = hd.pr.GrayscaleSoftcopyPresentationState(
         referenced_images=[source],
@@ -208,10 +302,10 @@ def create_presentation_state(
         content_label=CONTENT_LABEL,
         content_description=CONTENT_DESCRIPTION,
         graphic_layers=layers,
-        graphic_annotations=annotations,
         institution_name=institution_name or source.get("InstitutionName") or None,
         contributing_equipment=[a.contributing_equipment() for a in algorithms] or None,
     )
+    pr.GraphicAnnotationSequence = DicomSequence(annotations)
     pr.SeriesDescription = SERIES_DESCRIPTION_PR
     sides = {m.laterality for m in records}  # General Series: type 2C for a paired body part
     pr.Laterality = sides.pop() if len(sides) == 1 else ""
