@@ -110,8 +110,9 @@ class QualityLimits:
     #: Second look at a hip: one the ROI stage gives a presence of at least this (below its
     #: threshold) is cropped anyway from the network's point, with its knee found, and kept
     #: only if its landmarks hold when the crop moves (the shift test) and lie within
-    #: ``second_look_recentre_mm`` of that point; 0 switches the second look off.
-    second_look_presence: float = 0.0
+    #: ``second_look_recentre_mm`` of that point; 0 switches the second look off. The shift
+    #: test decides; 0.1 only bounds the work (FULL_LEG_MODEL_CARD.md says how it was set).
+    second_look_presence: float = 0.1
     second_look_recentre_mm: float = 60.0
 
     def __post_init__(self) -> None:
