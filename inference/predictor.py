@@ -36,12 +36,12 @@ import torch
 from inference import landmarks as lm
 from inference.alignment import atfa_all
 from inference.edges import EdgeRefinement, refine_shaft_points
-from inference.notch import DEFAULT_MODE as NOTCH_DEFAULT
-from inference.notch import NotchRefinement, refine_notch_pair
 from inference.errors import InputImageError, ModelError
 from inference.frame import PatchFrame, apply_affine, cut_patch, letterbox_matrix
 from inference.measurement import KneeMeasurement, ModelInfo
 from inference.networks import HourglassConfig, HourglassNet, PhaseConfig, PhaseNet
+from inference.notch import DEFAULT_MODE as NOTCH_DEFAULT
+from inference.notch import NotchRefinement, refine_notch_pair
 from inference.pixels import RadiographPixels, normalize_intensity, read_radiograph
 from inference.quality import QualityThresholds, assess
 from inference.shaft_evidence import shaft_contrast

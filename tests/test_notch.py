@@ -58,7 +58,8 @@ def test_a_displaced_pair_moves_onto_the_walls() -> None:
     assert lat[0] == pytest.approx(LATERAL_X, abs=0.1)
     assert med[0] == pytest.approx(MEDIAL_X, abs=0.1)
     assert lat[1] == moved[lm.FEMUR_NOTCH.lateral][1] and med[1] == OPENING_Y
-    others = [i for i in range(lm.N_PRE_OP) if i not in (lm.FEMUR_NOTCH.medial, lm.FEMUR_NOTCH.lateral)]
+    pair = (lm.FEMUR_NOTCH.medial, lm.FEMUR_NOTCH.lateral)
+    others = [i for i in range(lm.N_PRE_OP) if i not in pair]
     assert np.array_equal(out[others], moved[others])
     # the FNTS angle follows: the mid-point moved by (-2.6 + 1.5) / 2 px across
     res = notch.notch_evidence(_image(), moved)
