@@ -25,7 +25,8 @@ rise of brightness is below ``min_step`` or below ``min_contrast`` times the noi
 averaged profile, when
 the peak lies on the window's border, when the profiles leave the image, when the notch
 is too shallow to hold a band (roof less than ``min_depth`` plateau widths above the
-opening), or when the pair's mid-point would move more than ``max_shift`` plateau widths.
+opening), when the pair's mid-point would move more than ``max_shift`` plateau widths, or
+when the knee is post-operative (``NotchParams.phases``).
 The defaults were chosen on our own generator's validation renders only (seeds
 813,000,000+; ``docs/robustness.md``); the independent renderer was never used to choose
 them.
@@ -96,18 +97,31 @@ class NotchParams:
         Largest move of the pair's mid-point across the shaft (> 0).
     min_depth
         Smallest roof height above the opening for a band to exist (>= 0).
+    method
+        ``"offset"`` (default): each notch point moves by its wall's offset from the
+        network's outline of that wall; ``"centre"``: both move so that their mid-point is
+        the centre of the gap between the two walls found (worse on validation renders).
+    phases
+        The phases refined (default: pre-operative only; on post-operative validation
+        renders the femoral component's box edges made the FNTS angle worse).
     """
 
     band: tuple[float, float] = (0.25, 0.6)
     n_levels: int = 9
     search_half: float = 0.04
     smooth_px: float = 1.5
-    min_contrast: float = 4.0
+    min_contrast: float = 6.0
     min_step: float = 0.01
     max_shift: float = 0.03
     min_depth: float = 0.04
+    method: str = "offset"
+    phases: tuple[str, ...] = ("pre",)
 
     def __post_init__(self) -> None:
+        if not set(self.phases) <= {"pre", "post"}:
+            raise ValueError(f"phases must hold only 'pre' and 'post', got {self.phases!r}")
+        if self.method not in ("offset", "centre"):
+            raise ValueError(f"method must be 'offset' or 'centre', got {self.method!r}")
         b0, b1 = (float(v) for v in self.band)
         if not 0.0 <= b0 < b1 <= 1.0:
             raise ValueError(f"band must satisfy 0 <= start < end <= 1, got {self.band!r}")
@@ -163,8 +177,10 @@ def _frame(pts: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64],
 def _wall_offset(img: npt.NDArray[np.float32], pts: npt.NDArray[np.float64],
                  wall: tuple[int, ...], opening: npt.NDArray[np.float64],
                  along: npt.NDArray[np.float64], across: npt.NDArray[np.float64],
-                 depth: float, w: float, params: NotchParams) -> tuple[float | None, float]:
-    """Outward move (px) of one wall on the band, or None; and its contrast."""
+                 depth: float, w: float, params: NotchParams
+                 ) -> tuple[float | None, float, float]:
+    """Outward move (px) of one wall on the band, or None; its contrast; and where the wall
+    was searched from (mean crossing of the network's outline, px across the shaft)."""
     rel = pts[list(wall)] - opening
     up = -(rel @ along)            # proximal distance above the opening
     side = rel @ across            # signed distance across the shaft
@@ -180,7 +196,7 @@ def _wall_offset(img: npt.NDArray[np.float32], pts: npt.NDArray[np.float64],
     rows, cols = img.shape
     if (xy[..., 0].min() < 0 or xy[..., 1].min() < 0 or xy[..., 0].max() > cols - 1
             or xy[..., 1].max() > rows - 1):
-        return None, 0.0
+        return None, 0.0, 0.0
     vals = ndimage.map_coordinates(img, [xy[..., 1].ravel(), xy[..., 0].ravel()],
                                    order=1, mode="nearest").reshape(xy.shape[:2])
     prof = vals.mean(axis=0).astype(np.float64)
@@ -189,7 +205,7 @@ def _wall_offset(img: npt.NDArray[np.float32], pts: npt.NDArray[np.float64],
     g = np.gradient(prof)  # brightness rising outward (gap -> condyle) is positive
     i = int(np.argmax(g))
     if g[i] <= 0 or i in (0, len(g) - 1):
-        return None, 0.0
+        return None, 0.0, 0.0
     # the rise across the edge against the noise of the averaged profile (the levels'
     # scatter about their mean: pixel noise, texture and a wall that is not straight)
     m = max(min(i, len(g) - 1 - i, 16), 1)  # up to 4 px either side
@@ -197,11 +213,11 @@ def _wall_offset(img: npt.NDArray[np.float32], pts: npt.NDArray[np.float64],
     scatter = 1.4826 * float(np.median(np.abs(vals - vals.mean(axis=0))))
     contrast = step / (scatter / np.sqrt(len(vals)) + 1e-6)
     if contrast < params.min_contrast or step < params.min_step:
-        return None, contrast
+        return None, contrast, float(cross.mean())
     a, b, c = g[i - 1], g[i], g[i + 1]
     den = a - 2 * b + c
     frac = 0.5 * (a - c) / den if den != 0 else 0.0
-    return float(t[i] + 0.25 * np.clip(frac, -1.0, 1.0)), contrast
+    return float(t[i] + 0.25 * np.clip(frac, -1.0, 1.0)), contrast, float(cross.mean())
 
 
 def _check_inputs(image: npt.ArrayLike, landmarks: npt.ArrayLike) -> tuple[
@@ -254,20 +270,27 @@ def notch_evidence(image: npt.ArrayLike, landmarks: npt.ArrayLike,
     depth = float(-(pts[NOTCH_ROOF] - opening) @ along)
     if depth < params.min_depth * w:
         return NotchResult(none, (0.0, 0.0), 0.0, False, f"notch depth {depth:.1f} px")
-    lat, c_lat = _wall_offset(img, pts, LATERAL_WALL, opening, along, across, depth, w, params)
-    med, c_med = _wall_offset(img, pts, MEDIAL_WALL, opening, along, across, depth, w, params)
+    lat, c_lat, x_lat = _wall_offset(img, pts, LATERAL_WALL, opening, along, across, depth, w,
+                                     params)
+    med, c_med, x_med = _wall_offset(img, pts, MEDIAL_WALL, opening, along, across, depth, w,
+                                     params)
     offsets, contrast = (lat, med), (c_lat, c_med)
     if lat is None or med is None:
         return NotchResult(offsets, contrast, 0.0, False, "weak wall")
-    # each wall moves outward: the mid-point moves laterally by half the difference
-    shift = 0.5 * (lat - med)
+    s_lat = 1.0 if (pts[pair.lateral] - opening) @ across >= 0 else -1.0
+    if params.method == "offset":
+        # each wall moves outward: the mid-point moves laterally by half the difference
+        shift = 0.5 * (lat - med)
+    else:  # the centre of the gap between the two walls found, towards lateral
+        shift = 0.5 * s_lat * ((x_lat + s_lat * lat) + (x_med - s_lat * med))
     if abs(shift) > params.max_shift * w:
         return NotchResult(offsets, contrast, shift, False, "shift too large")
     return NotchResult(offsets, contrast, shift, True)
 
 
 def refine_notch_pair(image: npt.ArrayLike, landmarks: npt.ArrayLike,
-                      params: NotchParams = DEFAULT_PARAMS) -> npt.NDArray[np.float64]:
+                      params: NotchParams = DEFAULT_PARAMS,
+                      phase: str = "pre") -> npt.NDArray[np.float64]:
     """The landmarks with the notch pair moved across the shaft onto the notch walls.
 
     Each of ``femur_notch_0`` and ``femur_notch_8`` moves across the femoral shaft by its
@@ -282,6 +305,9 @@ def refine_notch_pair(image: npt.ArrayLike, landmarks: npt.ArrayLike,
         ``(N, 2)`` landmarks (N >= 113), x = column, y = row.
     params
         Search and gate (:class:`NotchParams`).
+    phase
+        ``"pre"`` or ``"post"``, the knee's phase: a phase not in ``params.phases`` is
+        returned unchanged (and not searched).
 
     Returns
     -------
@@ -291,9 +317,14 @@ def refine_notch_pair(image: npt.ArrayLike, landmarks: npt.ArrayLike,
     Raises
     ------
     ValueError
-        ``image`` is not 2-D or ``landmarks`` is not ``(N >= 113, 2)``.
+        ``image`` is not 2-D, ``landmarks`` is not ``(N >= 113, 2)`` or ``phase`` is not
+        ``"pre"`` or ``"post"``.
     """
+    if phase not in ("pre", "post"):
+        raise ValueError(f"phase must be 'pre' or 'post', got {phase!r}")
     img, pts = _check_inputs(image, landmarks)
+    if phase not in params.phases:
+        return pts
     res = notch_evidence(img, pts, params)
     if not res.accepted:
         return pts
@@ -305,6 +336,9 @@ def refine_notch_pair(image: npt.ArrayLike, landmarks: npt.ArrayLike,
     s_lat = 1.0 if (pts[pair.lateral] - opening) @ across >= 0 else -1.0
     lat, med = res.offsets_px
     assert lat is not None and med is not None
-    pts[pair.lateral] = pts[pair.lateral] + lat * s_lat * across
-    pts[pair.medial] = pts[pair.medial] - med * s_lat * across
+    if params.method == "offset":
+        pts[pair.lateral] = pts[pair.lateral] + lat * s_lat * across
+        pts[pair.medial] = pts[pair.medial] - med * s_lat * across
+    else:
+        pts[[pair.lateral, pair.medial]] += res.shift_px * s_lat * across
     return pts

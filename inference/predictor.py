@@ -381,7 +381,8 @@ class KneePredictor:
                    else refine_shaft_points(image.numpy(), pts))
         checked = refined if self.edge_refinement is EdgeRefinement.USE else pts
         notched = (None if self.notch_refinement is NotchRefinement.OFF
-                   else refine_notch_pair(image.numpy(), checked))
+                   else refine_notch_pair(image.numpy(), checked,
+                                          phase="post" if post >= 0.5 else "pre"))
         if self.notch_refinement is NotchRefinement.USE:
             checked = notched
         return KneeCandidate(

@@ -103,6 +103,20 @@ def test_a_large_shift_is_refused() -> None:
     assert out[lm.FEMUR_NOTCH.lateral][0] == pytest.approx(LATERAL_X, abs=0.1)
 
 
+def test_post_operative_knees_are_left_alone() -> None:
+    """The default gate refines pre-operative knees only; the phases can be chosen."""
+    moved = _landmarks(LATERAL_X + 2.6, MEDIAL_X - 1.5)
+    assert np.array_equal(notch.refine_notch_pair(_image(), moved, phase="post"), moved)
+    both = notch.NotchParams(phases=("pre", "post"))
+    out = notch.refine_notch_pair(_image(), moved, both, phase="post")
+    assert out[lm.FEMUR_NOTCH.lateral][0] == pytest.approx(LATERAL_X, abs=0.1)
+
+
+def test_a_bad_phase_is_named() -> None:
+    with pytest.raises(ValueError, match="phase must be 'pre' or 'post', got 'mixed'"):
+        notch.refine_notch_pair(_image(), _landmarks(LATERAL_X, MEDIAL_X), phase="mixed")
+
+
 def test_profiles_off_the_image_keep_the_points() -> None:
     pts = _landmarks(LATERAL_X + 2.0, MEDIAL_X - 2.0) + [200.0, 0.0]  # walls past the edge
     img = _image()
@@ -125,7 +139,8 @@ def test_bad_landmarks_are_named() -> None:
     ({"search_half": 0.0}, "search_half"), ({"smooth_px": -1.0}, "smooth_px"),
     ({"min_contrast": -1.0}, "min_contrast"), ({"min_step": -1.0}, "min_step"),
     ({"max_shift": 0.0}, "max_shift"),
-    ({"min_depth": -0.1}, "min_depth"),
+    ({"min_depth": -0.1}, "min_depth"), ({"method": "mean"}, "method"),
+    ({"phases": ("pre", "mixed")}, "phases"),
 ])
 def test_bad_params_are_named(kwargs: dict[str, object], name: str) -> None:
     with pytest.raises(ValueError, match=f"{name} must"):
@@ -150,9 +165,9 @@ def _measure(mode: str | None, knee_image: tuple[np.ndarray, tuple[float, float]
     calls: list[int] = []
     real = predictor_module.refine_notch_pair
 
-    def counting(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    def counting(image: np.ndarray, landmarks: np.ndarray, phase: str = "pre") -> np.ndarray:
         calls.append(1)
-        return real(image, landmarks)
+        return real(image, landmarks, phase=phase)
 
     monkeypatch.setattr(predictor_module, "refine_notch_pair", counting)
     options = {} if mode is None else {"notch_refinement": mode}
