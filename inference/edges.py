@@ -9,7 +9,8 @@ peak) replaces the point's position across the shaft; its position along the sha
 kept.  A point stays where the network put it when the edge is weak against the profile's
 noise, or when the image does not reach it.
 
-The notch pair is not refined (its edges are corners, not straight cortices).
+The notch pair is not refined here (its edges are corners, not straight cortices); see
+:mod:`inference.notch`, which searches the notch walls above the opening instead.
 
 The predictor runs it only when asked (:class:`EdgeRefinement`): with the shipped weights
 it is not better on the independent renderer (``docs/robustness.md``), so by default it is

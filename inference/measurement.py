@@ -89,6 +89,10 @@ class KneeMeasurement:
     #: equal to ``atfa_deg`` when the predictor uses the refinement, empty when not computed
     #: (the predictor's default, ``EdgeRefinement.OFF``).
     atfa_refined_deg: dict[str, float] = field(default_factory=dict)
+    #: aTFA with the femoral notch pair refined on the notch walls (inference.notch);
+    #: equal to ``atfa_deg`` when the predictor uses the refinement, empty when not computed
+    #: (the predictor's default, ``NotchRefinement.OFF``).
+    atfa_notch_deg: dict[str, float] = field(default_factory=dict)
 
     @property
     def atfa_interval_deg(self) -> dict[str, tuple[float, float]]:

@@ -40,6 +40,8 @@ from inference.errors import InputImageError, ModelError
 from inference.frame import PatchFrame, apply_affine, cut_patch, letterbox_matrix
 from inference.measurement import KneeMeasurement, ModelInfo
 from inference.networks import HourglassConfig, HourglassNet, PhaseConfig, PhaseNet
+from inference.notch import DEFAULT_MODE as NOTCH_DEFAULT
+from inference.notch import NotchRefinement, refine_notch_pair
 from inference.pixels import RadiographPixels, normalize_intensity, read_radiograph
 from inference.quality import QualityThresholds, assess
 from inference.shaft_evidence import shaft_contrast
@@ -118,6 +120,9 @@ class KneeCandidate:
     #: Edge contrast of the four shaft cortex lines at the points quality control is run on
     #: (:func:`inference.shaft_evidence.shaft_contrast`), or None (check skipped).
     shaft_contrast: dict[str, float] | None = None
+    #: The landmarks the angle uses with the notch pair moved onto the notch walls
+    #: (:func:`inference.notch.refine_notch_pair`), or None (not computed).
+    notch_landmarks: npt.NDArray[np.float64] | None = None
 
 
 class KneePredictor:
@@ -156,6 +161,13 @@ class KneePredictor:
         Sub-pixel edge refinement of the shaft cortex points (:mod:`inference.edges`):
         ``"off"`` (default, not computed), ``"report"`` (computed, reported as
         ``atfa_refined_deg``, not used) or ``"use"`` (the angle from the refined points).
+    notch_refinement
+        Refinement of the femoral notch pair on the notch walls (:mod:`inference.notch`):
+        ``"off"`` (not computed), ``"report"`` (computed, reported as ``atfa_notch_deg``,
+        not used) or ``"use"`` (the angle from the refined pair); the default is
+        :data:`inference.notch.DEFAULT_MODE`.
+        Applied to the points the angle uses (after the shaft refinement when that is
+        ``"use"``).
     """
 
     def __init__(
@@ -172,6 +184,7 @@ class KneePredictor:
         tta_frames: int = 6,
         tta_amplitude: float = 0.02,
         edge_refinement: EdgeRefinement | str = EdgeRefinement.OFF,
+        notch_refinement: NotchRefinement | str = NOTCH_DEFAULT,
     ) -> None:
         if tta_frames < 0:
             raise ValueError(f"tta_frames must be >= 0, got {tta_frames}")
@@ -186,6 +199,13 @@ class KneePredictor:
         except ValueError as exc:
             raise ValueError(f"edge_refinement must be one of "
                              f"{[m.value for m in EdgeRefinement]}, got {edge_refinement!r}"
+                             ) from exc
+        #: whether the notch pair is refined on the notch walls, and whether the angle uses it
+        try:
+            self.notch_refinement = NotchRefinement(notch_refinement)
+        except ValueError as exc:
+            raise ValueError(f"notch_refinement must be one of "
+                             f"{[m.value for m in NotchRefinement]}, got {notch_refinement!r}"
                              ) from exc
         self.tta_amplitude = float(tta_amplitude)
         if refine_passes < 1:
@@ -360,12 +380,18 @@ class KneePredictor:
         refined = (None if self.edge_refinement is EdgeRefinement.OFF
                    else refine_shaft_points(image.numpy(), pts))
         checked = refined if self.edge_refinement is EdgeRefinement.USE else pts
+        notched = (None if self.notch_refinement is NotchRefinement.OFF
+                   else refine_notch_pair(image.numpy(), checked,
+                                          phase="post" if post >= 0.5 else "pre"))
+        if self.notch_refinement is NotchRefinement.USE:
+            checked = notched
         return KneeCandidate(
             landmarks=pts, spread_pct=spread, post_probability=post,
             frame_probability=float(logits[1]), knee_probability=hit.knee_probability,
             laterality=frame.laterality, view=hit.view, side_certainty=side_certainty,
             frame_landmarks=stack, refined_landmarks=refined,
             shaft_contrast=shaft_contrast(image.numpy(), checked),
+            notch_landmarks=notched,
         )
 
     @torch.no_grad()
@@ -434,6 +460,9 @@ class KneePredictor:
             refined = None if c.refined_landmarks is None else c.refined_landmarks[:n]
             if self.edge_refinement is EdgeRefinement.USE and refined is not None:
                 pts = refined
+            notched = None if c.notch_landmarks is None else c.notch_landmarks[:n]
+            if self.notch_refinement is NotchRefinement.USE and notched is not None:
+                pts = notched
             # With two knees in the image the header's single laterality cannot apply to both.
             hint = None if two else header_laterality
             q = assess(
@@ -460,6 +489,7 @@ class KneePredictor:
                 atfa_ci95_deg=unc.half_width,
                 atfa_sd_deg={"frames": unc.frame_sd, "spread": unc.spread_sd},
                 atfa_refined_deg={} if refined is None else atfa_all(refined),
+                atfa_notch_deg={} if notched is None else atfa_all(notched),
             ))
         return out
 

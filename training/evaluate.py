@@ -59,6 +59,8 @@ class KneeResult:
     atfa_sd: dict[str, dict[str, float]] = field(default_factory=dict)
     #: angles with the edge-refined shaft points (empty when not computed)
     atfa_refined: dict[str, float] = field(default_factory=dict)
+    #: angles with the notch pair refined on the notch walls (empty when not computed)
+    atfa_notch: dict[str, float] = field(default_factory=dict)
 
 
 def point_to_curve(points: npt.ArrayLike, curve: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -198,7 +200,8 @@ def evaluate_folder(predictor: Any, data: Path, limit: int | None = None,
                 atfa_true={m: float(k["atfa_deg"][m]) for m in METHODS},
                 atfa_pred=best.atfa_deg, flag_reasons=best.flag_reasons,
                 atfa_ci95=dict(best.atfa_ci95_deg), atfa_sd=dict(best.atfa_sd_deg),
-                atfa_refined=dict(getattr(best, "atfa_refined_deg", {}) or {})))
+                atfa_refined=dict(getattr(best, "atfa_refined_deg", {}) or {}),
+                atfa_notch=dict(getattr(best, "atfa_notch_deg", {}) or {})))
         if progress is not None:
             progress()
     return results

@@ -273,6 +273,10 @@ def write_results(groups: dict[str, list[Any]], out: Path, model: str,
         if res and all(r.atfa_refined for r in res):
             variants[f"{name}+edges"] = [dataclasses.replace(r, atfa_pred=r.atfa_refined)
                                          for r in res]
+    for name, res in groups.items():  # the same knees with the notch pair refined
+        if res and all(getattr(r, "atfa_notch", None) for r in res):
+            variants[f"{name}+notch"] = [dataclasses.replace(r, atfa_pred=r.atfa_notch)
+                                         for r in res]
     for name, res in variants.items():
         summary["renderers"][name] = {
             "all": agreement(res),

@@ -35,13 +35,16 @@ def synth_independent(
 
 
 def _predictor(weights: Path | None, threads: int, tta_frames: int | None,
-               edges: bool = False) -> object:
-    """The predictor measured; with ``edges`` it also reports the edge-refined angles."""
+               edges: bool = False, notch: bool = False) -> object:
+    """The predictor measured; with ``edges`` it also reports the edge-refined angles, with
+    ``notch`` the angles with the notch pair refined (both from the same network points)."""
     from inference.edges import EdgeRefinement
+    from inference.notch import NotchRefinement
     from inference.predictor import WEIGHTS_DIR, KneePredictor
 
     options: dict[str, object] = {} if tta_frames is None else {"tta_frames": tta_frames}
     options["edge_refinement"] = EdgeRefinement.REPORT if edges else EdgeRefinement.OFF
+    options["notch_refinement"] = NotchRefinement.REPORT if notch else NotchRefinement.OFF
     return KneePredictor.from_weights_dir(weights or WEIGHTS_DIR, num_threads=threads,
                                           **options)  # type: ignore[arg-type]
 
@@ -62,6 +65,9 @@ def evaluate_renderers(
     edges: bool = typer.Option(False, "--edges", help="Also refine the shaft points on the "
                                "image's edges (inference.edges, off in the node) and report "
                                "the '+edges' columns."),
+    notch: bool = typer.Option(False, "--notch", help="Also refine the femoral notch pair on "
+                               "the notch walls (inference.notch) and report the '+notch' "
+                               "columns (the same knees, the same network points)."),
 ) -> None:
     """Measure both renderers' folders and write the side-by-side figures to OUT.
 
@@ -85,7 +91,7 @@ def evaluate_renderers(
         for name, folder in folders.items():
             if only in (None, name) and not folder.is_dir():
                 raise typer.BadParameter(f"{folder} is not a folder", param_hint=f"--{name}")
-        predictor = _predictor(weights, threads, tta_frames, edges)
+        predictor = _predictor(weights, threads, tta_frames, edges, notch)
         info = predictor.model_info  # type: ignore[attr-defined]
         out.mkdir(parents=True, exist_ok=True)
         for name, folder in folders.items():
