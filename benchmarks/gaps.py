@@ -136,8 +136,8 @@ def burst_gap(res: dict[str, Any]) -> str:
         f"{cfg['one_at_a_time']['stages_mean_s'].get('job')} s), with store+record "
         f"{b.get('store_and_record')} s and SR delivery {b.get('delivery')} s. The jobs "
         "share the 2 cores with the listener still receiving the burst and with the "
-        "deliveries of the studies already measured, so each one runs slower than alone; "
-        "the in-process worker runs one job at a time."
+        "deliveries of the studies already measured (their own thread since 2026-12-04), so "
+        "each one runs slower than alone; the in-process worker measures one study at a time."
     )
 
 

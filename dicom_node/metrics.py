@@ -286,8 +286,8 @@ def queue_depth(ctx: NodeContext) -> int | None:
             return int(client.llen(q.queue_name)) + int(client.llen(q.delivery_queue_name))
         except redis.exceptions.RedisError:
             return None
-    inner = getattr(ctx.queue, "_q", None)  # InProcessQueue's stdlib queue
-    return None if inner is None else int(inner.qsize())
+    qsize = getattr(ctx.queue, "qsize", None)  # InProcessQueue: tasks waiting in its lanes
+    return None if qsize is None else int(qsize())
 
 
 def health(ctx: NodeContext) -> tuple[bool, dict[str, str]]:

@@ -7,7 +7,6 @@ and ``knee_node.deliver_result``.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue as stdlib_queue
 import threading
@@ -26,11 +25,6 @@ log = logging.getLogger(__name__)
 MEASURE_TASK = TASKS[MEASURE].celery_name
 DELIVER_TASK = TASKS[DELIVER].celery_name
 
-#: In-process order: lower first.
-_PRIORITY = {key: task.priority for key, task in TASKS.items()}
-_STOP = max(_PRIORITY.values()) + 1
-
-
 class JobQueue(Protocol):
     """Where the listener and the measurement task put work."""
 
@@ -44,65 +38,82 @@ class JobQueue(Protocol):
 
 
 class InProcessQueue:
-    """A worker thread running the task functions, in the listener's process.
+    """Worker threads running the task functions, in the listener's process.
 
-    Before its first task the worker sets torch's threads once
+    Two lanes, each a queue and a thread: measurements (thread ``knee-node-worker``) and
+    deliveries (thread ``knee-node-delivery``), as a Celery deployment has its delivery
+    queue. A delivery never waits behind measurements, so in a burst each result goes back
+    as soon as it is made, and a PACS that is slow to answer (or the DIMSE timeout of one
+    that is down) holds up no measurement. Within a lane, first come first served.
+
+    Before its first task the measurement thread sets torch's threads once
     (:func:`dicom_node.measurer.worker_threads`): ``model.num_threads``, else all CPUs
-    but one, leaving a core to the listener and the reports.
-
-    Deliveries go before measurements still waiting, so in a burst each result goes
-    back as soon as it is made.
+    but one, leaving a core to the listener, the deliveries and the reports.
 
     Call :meth:`bind` with the node context before :meth:`start`.
     """
 
+    #: Lane of each task (deliveries apart, by :attr:`Task.delivery_queue`), and its thread.
+    LANES: dict[str, str] = {"measure": "knee-node-worker", "deliver": "knee-node-delivery"}
+
     def __init__(self) -> None:
-        # (priority, order, task): deliveries before measurements, then first come first
-        # served; the stop marker comes last, after every queued task
-        self._q: stdlib_queue.PriorityQueue[tuple[int, int, tuple[str, int] | None]] = (
-            stdlib_queue.PriorityQueue()
-        )
-        self._order = itertools.count()
+        # per lane: tasks first come first served; None stops the lane's thread
+        self._lanes: dict[str, stdlib_queue.Queue[tuple[str, int] | None]] = {
+            lane: stdlib_queue.Queue() for lane in self.LANES
+        }
         self._ctx: NodeContext | None = None
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._busy = 0
+
+    @staticmethod
+    def lane_of(key: str) -> str:
+        """``"deliver"`` for a task on the delivery queue, else ``"measure"``."""
+        return "deliver" if TASKS[key].delivery_queue else "measure"
 
     def bind(self, ctx: NodeContext) -> None:
         """Give the queue the context its tasks run with."""
         self._ctx = ctx
 
     def start(self) -> None:
-        """Start the worker thread."""
+        """Start one thread per lane."""
         if self._ctx is None:
             raise RuntimeError("bind(ctx) before start()")
-        self._thread = threading.Thread(target=self._run, name="knee-node-worker", daemon=True)
-        self._thread.start()
+        for lane, name in self.LANES.items():
+            t = threading.Thread(target=self._run, args=(lane,), name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Cancel pending retries and stop the thread after the current task."""
+        """Cancel pending retries and stop each thread after its current task."""
         with self._lock:
             for t in self._timers:
                 t.cancel()
             self._timers.clear()
-        self._q.put((_STOP, next(self._order), None))
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for q in self._lanes.values():
+            q.put(None)
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = []
+
+    def qsize(self) -> int:
+        """Tasks waiting in all lanes (not counting running or scheduled ones)."""
+        return sum(q.qsize() for q in self._lanes.values())
 
     def _put(self, item: tuple[str, int], countdown_s: float) -> None:
         with self._lock:
             self._busy += 1
-        priority = _PRIORITY[item[0]]
+        lane = self._lanes[self.lane_of(item[0])]
         if countdown_s <= 0:
-            self._q.put((priority, next(self._order), item))
+            lane.put(item)
             return
 
         def fire() -> None:
             with self._lock:
                 self._timers.discard(timer)
-            self._q.put((priority, next(self._order), item))
+            lane.put(item)
 
         timer = threading.Timer(countdown_s, fire)
         timer.daemon = True
@@ -123,7 +134,7 @@ class InProcessQueue:
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
-    def _run(self) -> None:
+    def _set_threads(self) -> None:
         assert self._ctx is not None
         from dicom_node.measurer import apply_worker_threads, worker_threads
 
@@ -134,8 +145,14 @@ class InProcessQueue:
             log.info("in-process worker: torch runs the model with %s thread(s)", threads)
         except Exception:  # never lose the worker over a thread count
             log.exception("in-process worker: cannot set torch's threads; torch's default used")
+
+    def _run(self, lane: str) -> None:
+        assert self._ctx is not None
+        if lane == "measure":
+            self._set_threads()
+        q = self._lanes[lane]
         while True:
-            _, _, item = self._q.get()
+            item = q.get()
             if item is None:
                 return
             key, row_id = item

@@ -35,11 +35,9 @@ class Task:
     run
         ``run(ctx, row_id) -> float | None``: do the work once; the seconds after which to
         try again, or None when it is finished (done, or failed for good).
-    priority
-        In-process order: lower first (deliveries before measurements still waiting).
     delivery_queue
         On Celery, sent to ``queue.delivery_queue_name`` (polled first) rather than
-        ``queue.queue_name``.
+        ``queue.queue_name``; in-process, run by the delivery lane's own thread.
     retries
         On Celery, retried when ``run`` says so, without limit (the database counts the
         attempts and gives up after ``delivery.max_attempts``).
@@ -48,7 +46,6 @@ class Task:
     key: str
     celery_name: str
     run: Callable[[NodeContext, int], float | None]
-    priority: int
     delivery_queue: bool = False
     retries: bool = False
 
@@ -73,9 +70,9 @@ def _deliver(ctx: NodeContext, delivery_id: int) -> float | None:
 
 #: The task table, by key.
 TASKS: Mapping[str, Task] = {
-    MEASURE: Task(MEASURE, "knee_node.measure_instance", _measure, priority=1),
+    MEASURE: Task(MEASURE, "knee_node.measure_instance", _measure),
     DELIVER: Task(
-        DELIVER, "knee_node.deliver_result", _deliver, priority=0, delivery_queue=True,
+        DELIVER, "knee_node.deliver_result", _deliver, delivery_queue=True,
         retries=True,
     ),
 }

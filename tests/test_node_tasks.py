@@ -20,11 +20,11 @@ def test_the_table_holds_measure_and_deliver_with_their_celery_names() -> None:
     assert set(TASKS) == {MEASURE, DELIVER}
     assert TASKS[MEASURE].celery_name == "knee_node.measure_instance"
     assert TASKS[DELIVER].celery_name == "knee_node.deliver_result"
-    assert TASKS[DELIVER].priority < TASKS[MEASURE].priority, "deliveries first"
+    assert TASKS[DELIVER].delivery_queue and not TASKS[MEASURE].delivery_queue
     assert node_queue.MEASURE_TASK == "knee_node.measure_instance"
     assert node_queue.DELIVER_TASK == "knee_node.deliver_result"
     with pytest.raises(ValueError, match="celery_name must start with 'knee_node.', got 'x'"):
-        Task("measure", "x", lambda ctx, i: None, priority=1)
+        Task("measure", "x", lambda ctx, i: None)
 
 
 def test_celery_registers_every_task_of_the_table_as_before() -> None:
