@@ -138,6 +138,24 @@ def _edge_offset(image: npt.NDArray[np.floating], p: npt.NDArray[np.float64],
     return float(t[i] + 0.25 * np.clip(frac, -1.0, 1.0))
 
 
+def check_image_and_landmarks(image: npt.ArrayLike, landmarks: npt.ArrayLike) -> tuple[
+        npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """``image`` as a 2-D float32 array and a float64 copy of ``landmarks`` ``(N >= 113, 2)``.
+
+    Raises
+    ------
+    ValueError
+        If either has the wrong shape (the message names it and gives the shape).
+    """
+    img = np.asarray(image, dtype=np.float32)
+    pts = np.array(landmarks, dtype=np.float64, copy=True)
+    if img.ndim != 2:
+        raise ValueError(f"image must be 2-D, got shape {img.shape}")
+    if pts.ndim != 2 or pts.shape[0] < lm.N_PRE_OP or pts.shape[1] != 2:
+        raise ValueError(f"landmarks must have shape (N>={lm.N_PRE_OP}, 2), got {pts.shape}")
+    return img, pts
+
+
 def refine_shaft_points(image: npt.NDArray[np.floating],
                         landmarks: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """The landmarks with the eight shaft cortex points moved onto the image's edges.
@@ -149,12 +167,7 @@ def refine_shaft_points(image: npt.NDArray[np.floating],
     landmarks
         ``(N, 2)`` landmarks (N >= 113), x = column, y = row.
     """
-    img = np.asarray(image, dtype=np.float32)
-    pts = np.array(landmarks, dtype=np.float64, copy=True)
-    if img.ndim != 2:
-        raise ValueError(f"image must be 2-D, got shape {img.shape}")
-    if pts.ndim != 2 or pts.shape[0] < lm.N_PRE_OP or pts.shape[1] != 2:
-        raise ValueError(f"landmarks must have shape (N>={lm.N_PRE_OP}, 2), got {pts.shape}")
+    img, pts = check_image_and_landmarks(image, landmarks)
     w = lm.plateau_width(pts)
     if not np.isfinite(w) or w < 8:
         return pts

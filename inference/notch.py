@@ -46,6 +46,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from inference import landmarks as lm
+from inference.edges import check_image_and_landmarks
 
 #: Lateral and medial wall outlines, from the opening's corner up to the roof.
 LATERAL_WALL: tuple[int, ...] = tuple(lm.idx(f"femur_notch_{i}") for i in range(0, 5))
@@ -220,17 +221,6 @@ def _wall_offset(img: npt.NDArray[np.float32], pts: npt.NDArray[np.float64],
     return float(t[i] + 0.25 * np.clip(frac, -1.0, 1.0)), contrast, float(cross.mean())
 
 
-def _check_inputs(image: npt.ArrayLike, landmarks: npt.ArrayLike) -> tuple[
-        npt.NDArray[np.float32], npt.NDArray[np.float64]]:
-    img = np.asarray(image, dtype=np.float32)
-    pts = np.array(landmarks, dtype=np.float64, copy=True)
-    if img.ndim != 2:
-        raise ValueError(f"image must be 2-D, got shape {img.shape}")
-    if pts.ndim != 2 or pts.shape[0] < lm.N_PRE_OP or pts.shape[1] != 2:
-        raise ValueError(f"landmarks must have shape (N>={lm.N_PRE_OP}, 2), got {pts.shape}")
-    return img, pts
-
-
 def notch_evidence(image: npt.ArrayLike, landmarks: npt.ArrayLike,
                    params: NotchParams = DEFAULT_PARAMS) -> NotchResult:
     """Search both notch walls near the network's outline and apply the gate.
@@ -254,7 +244,7 @@ def notch_evidence(image: npt.ArrayLike, landmarks: npt.ArrayLike,
     ValueError
         ``image`` is not 2-D or ``landmarks`` is not ``(N >= 113, 2)``.
     """
-    img, pts = _check_inputs(image, landmarks)
+    img, pts = check_image_and_landmarks(image, landmarks)
     none = (None, None)
     if not np.all(np.isfinite(pts[list(LATERAL_WALL + MEDIAL_WALL)])):
         return NotchResult(none, (0.0, 0.0), 0.0, False, "non-finite notch points")
@@ -322,7 +312,7 @@ def refine_notch_pair(image: npt.ArrayLike, landmarks: npt.ArrayLike,
     """
     if phase not in ("pre", "post"):
         raise ValueError(f"phase must be 'pre' or 'post', got {phase!r}")
-    img, pts = _check_inputs(image, landmarks)
+    img, pts = check_image_and_landmarks(image, landmarks)
     if phase not in params.phases:
         return pts
     res = notch_evidence(img, pts, params)

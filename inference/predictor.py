@@ -25,8 +25,9 @@ import json
 import pickle
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -125,6 +126,18 @@ class KneeCandidate:
     notch_landmarks: npt.NDArray[np.float64] | None = None
 
 
+_E = TypeVar("_E", bound=Enum)
+
+
+def _switch(kind: type[_E], value: object, name: str) -> _E:
+    """``kind(value)``, or a ValueError that names the argument ``name`` and its choices."""
+    try:
+        return kind(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be one of {[m.value for m in kind]}, got {value!r}"
+                         ) from exc
+
+
 class KneePredictor:
     """Two-stage hourglass landmark model with quality control.
 
@@ -194,19 +207,9 @@ class KneePredictor:
         #: whether the shaft points are refined on the image's edges, and whether the angle
         #: uses them (off by default: not better on the independent renderer,
         #: docs/results/renderers.md)
-        try:
-            self.edge_refinement = EdgeRefinement(edge_refinement)
-        except ValueError as exc:
-            raise ValueError(f"edge_refinement must be one of "
-                             f"{[m.value for m in EdgeRefinement]}, got {edge_refinement!r}"
-                             ) from exc
+        self.edge_refinement = _switch(EdgeRefinement, edge_refinement, "edge_refinement")
         #: whether the notch pair is refined on the notch walls, and whether the angle uses it
-        try:
-            self.notch_refinement = NotchRefinement(notch_refinement)
-        except ValueError as exc:
-            raise ValueError(f"notch_refinement must be one of "
-                             f"{[m.value for m in NotchRefinement]}, got {notch_refinement!r}"
-                             ) from exc
+        self.notch_refinement = _switch(NotchRefinement, notch_refinement, "notch_refinement")
         self.tta_amplitude = float(tta_amplitude)
         if refine_passes < 1:
             raise ValueError(f"refine_passes must be >= 1, got {refine_passes}")
