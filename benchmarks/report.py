@@ -6,6 +6,8 @@ document always says what the JSON says.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +19,8 @@ from benchmarks.targets import INGEST_RATIO
 E2E_SECTIONS = (("e2e", "end to end"), ("e2e_full_leg", "full-leg end to end"))
 #: The hand-kept log of single-section runs, linked from the generated document.
 RUNS_LOG = "benchmark_runs.md"
+#: The run issue 16 started from (its table), kept to show the profile before and after.
+BASELINE = Path(__file__).resolve().parent / "baseline_2026-12-01.json"
 
 
 def _fmt(v: Any, unit: str = "") -> str:
@@ -383,6 +387,50 @@ def _gaps_md(res: dict[str, Any], gaps: dict[str, str]) -> list[str]:
     return L
 
 
+def _one_at_a_time(res: dict[str, Any]) -> dict[str, Any] | None:
+    """The embedded configuration's one-at-a-time knee figures of a results dict."""
+    for c in (res.get("e2e") or {}).get("configs", []):
+        if c["name"].startswith("embedded") and c.get("one_at_a_time"):
+            return dict(c["one_at_a_time"])
+    return None
+
+
+def before_after_md(res: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
+    """The knee study's profile (embedded defaults, one at a time) in ``baseline`` and in
+    ``res``, stage by stage; empty when either lacks it."""
+    old, new = (_one_at_a_time(baseline or {}), _one_at_a_time(res))
+    if old is None or new is None:
+        return []
+    so, sn = old["stages_mean_s"], new["stages_mean_s"]
+    rows: list[list[Any]] = [["end to end p50 / p95", f"{old['p50_s']} / {old['p95_s']}",
+                              f"{new['p50_s']} / {new['p95_s']}"]]
+    for key, label in (("store_and_record", "store + record"), ("queue_wait", "queue wait"),
+                       ("job", "job")):
+        rows.append([label, so.get(key), sn.get(key)])
+    for part in sorted(set(so.get("job_parts", {})) | set(sn.get("job_parts", {}))):
+        rows.append([f"- job part {part}", so.get("job_parts", {}).get(part, "-"),
+                     sn.get("job_parts", {}).get(part, "-")])
+    rows.append(["SR delivery", so.get("delivery"), sn.get("delivery")])
+    ing_o, ing_n = (baseline or {}).get("ingest"), res.get("ingest")
+    if ing_o and ing_n:
+        rows.append(["ingest node / storescp +B", f"{ing_o['ratio_node_to_storescp']}x",
+                     f"{ing_n['ratio_node_to_storescp']}x"])
+    L = ["", "## Profile before and after (issue 16)", "",
+         f"Knee studies, embedded defaults, one at a time, mean seconds per stage: the run issue "
+         f"16 started from (`benchmarks/{BASELINE.name}`, "
+         f"{(baseline or {}).get('started_utc', '?')}) "
+         f"and this run. The gap to the limit is in section 3; what would close it below.", ""]
+    return L + _md_table(["stage", "before s", "now s"], rows)
+
+
+def load_baseline(path: Path = BASELINE) -> dict[str, Any] | None:
+    """The baseline results, or None when the file is absent or unreadable."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
 def markdown(res: dict[str, Any], gaps: dict[str, str]) -> str:
     """``docs/benchmarks.md`` from the results; ``gaps`` maps a missed target's key to the
     text saying what would close it."""
@@ -402,6 +450,7 @@ def markdown(res: dict[str, Any], gaps: dict[str, str]) -> str:
     if res.get("ingest_full_leg"):
         L += _ingest_md(res["ingest_full_leg"], "## 7. Full-leg ingest: C-STORE throughput",
                         judged=False)
+    L += before_after_md(res, load_baseline())
     L += _gaps_md(res, gaps)
     L += ["", "## Reproduce", "", "```sh", res["command"], "```", "",
           "Run it on a quiet machine (the load average is recorded above): figures taken "
