@@ -13,7 +13,8 @@ measured in the same run as the end-to-end figures it is compared with:
   the torch thread count the embedded node's in-process worker uses;
 * **deliver**: one association carrying one C-STORE of each result object (SR + SC of
   that kind, the objects the node just sent in the end-to-end run, so of their real sizes
-  and transfer syntaxes) to a pynetdicom storage SCP on loopback, association request to
+  and transfer syntaxes) to a pynetdicom storage SCP on loopback, sent as the node sends
+  (:func:`dicom_node.destinations.dimse.prepare_c_store`), association request to
   the last C-STORE response (the release is not counted: the end-to-end clock stops at
   the SR's arrival).
 
@@ -35,6 +36,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 
 from benchmarks.procs import BenchmarkError
+from dicom_node.destinations.dimse import prepare_c_store
 from dicom_node.peers import PACS_TRANSFER_SYNTAXES, StandInPacs
 
 #: Kinds a limit figure is made for (the study kinds the benchmark measures end to end).
@@ -100,6 +102,7 @@ def _associate_and_store(datasets: Sequence[Dataset], port: int, ae_title: str) 
         raise BenchmarkError(f"the limit's stand-in PACS on port {port} refused the association")
     try:
         for ds in datasets:
+            prepare_c_store(assoc)  # the node's transport (TCP_NODELAY with the reactor parked)
             status = assoc.send_c_store(ds)
             if getattr(status, "Status", None) != 0x0000:
                 raise BenchmarkError(f"limit C-STORE of {ds.Modality} answered {status!r}")

@@ -128,9 +128,7 @@ def send_files(
         )
     try:
         for ds in datasets:
-            # TCP_NODELAY only while pynetdicom's reactor is provably parked (see
-            # _park_reactor); otherwise Nagle stays on, the slower and older way
-            _set_no_delay(assoc, _park_reactor(assoc))
+            prepare_c_store(assoc)
             status = assoc.send_c_store(_as_accepted(assoc, ds))
             code = getattr(status, "Status", None)
             if code not in (0x0000, 0xB000, 0xB006, 0xB007):
@@ -147,6 +145,13 @@ def send_files(
 
 #: Seconds to wait for pynetdicom's reactor thread to park before a C-STORE.
 PARK_TIMEOUT_S = 1.0
+
+
+def prepare_c_store(assoc: Association) -> None:
+    """Ready ``assoc`` for its next ``send_c_store``: ``TCP_NODELAY`` on while pynetdicom's
+    reactor is provably parked (:func:`_park_reactor`), else Nagle left on (slower, and
+    the race only rarer). Call it before each C-STORE."""
+    _set_no_delay(assoc, _park_reactor(assoc))
 
 
 def _park_reactor(assoc: Association) -> bool:

@@ -554,6 +554,7 @@ class FullLegPredictor:
             else:
                 notes[hit.side].append(f"{hit.joint} not found (presence {hit.probability:.2f}): "
                                        "cut off or not in the image")
+        start = dict(centres)  # where each joint's crops began (the ROI stage's point)
         found: dict[tuple[str, str], FloatArray] = {}
         first: dict[tuple[str, str], FloatArray] = {}
         for k in range(self.passes):
@@ -570,8 +571,7 @@ class FullLegPredictor:
                 if k == 0:
                     first[key] = c
             centres = new
-        moved = {key: float(np.hypot(*(c - (roi.get(*key).point if key in second
-                                             else roi.get(*key).centre)))) * mm_per_px
+        moved = {key: float(np.hypot(*(c - start[key]))) * mm_per_px
                  for key, c in centres.items()}
         for key, d in moved.items():
             if key not in second and d > self.limits.recentre_mm:
