@@ -28,7 +28,8 @@ from benchmarks.procs import BenchmarkError
 from dicom_node.peers import PACS_TRANSFER_SYNTAXES, StandInPacs
 
 #: Job timing keys (``jobs.timings_ms``) reported as stages, in pipeline order.
-JOB_STAGES = ("read_ms", "model_preprocess", "model_global", "model_local", "reports_ms")
+JOB_STAGES = ("read_ms", "model_preprocess", "model_global", "model_local", "reports_ms",
+              "pending_reports_ms")
 #: Job timing keys that sum others (left out when every key is reported).
 TOTAL_KEYS = frozenset({"total_ms", "model_total"})
 #: Object kinds the benchmark's destination asks for: all of a knee study's.
@@ -128,7 +129,7 @@ def stage_breakdown(node: NodeProcesses, sent_at: dict[str, float],
 
     engine = create_engine(node.settings.database_url, poolclass=pool.NullPool)
     stages: dict[str, list[float]] = {"store_and_record": [], "queue_wait": [], "job": [],
-                                      "delivery": []}
+                                      "delivery": [], "work": []}
     timings: list[dict[str, float]] = []
     states: dict[str, int] = {}
     kinds: dict[str, int] = {}
@@ -151,6 +152,11 @@ def stage_breakdown(node: NodeProcesses, sent_at: dict[str, float],
                 stages["queue_wait"].append(start - rec)
                 stages["job"].append(end - start)
                 stages["delivery"].append(sr_at[uid] - end)
+                # the node's whole work for the study: the job to its SR, then the objects
+                # made after it (the SC, the GSPS; beside the next job on the in-process
+                # queue's reports lane)
+                later = float((job.timings_ms or {}).get("pending_reports_ms", 0.0)) / 1000
+                stages["work"].append(end - start + later)
                 timings.append(dict(job.timings_ms or {}))
     finally:
         engine.dispose()

@@ -100,12 +100,13 @@ def e2e_gap(res: dict[str, Any]) -> str:
         f"{st.get('job')} s (largest parts: "
         + ", ".join(f"{k} {v} s" for k, v in biggest)
         + f"), SR delivery {st.get('delivery')} s. " + _excess_text(res["e2e"])
-        + "What would close the gap: the model's two searches run at batch 1 on 2 cores; "
+        + "The SC and GSPS are made after the SR is sent (since 2026-12-05; job part "
+        "pending_reports, on the reports lane), so the job's reports part is the SR alone. "
+        "What would close the gap: the model's two searches run at batch 1 on 2 cores; "
         "batching the two orientation scores of the local search into one forward pass and "
-        "fewer refinement passes (`refine_passes`) shorten the model part itself; building "
-        "the SC and GSPS after the SR is sent (the SR only needs the measurements) takes "
-        "the reports out of the SR's path; a delivery association kept open per destination "
-        "for a short window takes its set-up out of each study's delivery." + threads_note(res)
+        "fewer refinement passes (`refine_passes`) shorten the model part itself; a delivery "
+        "association kept open per destination for a short window takes its set-up out of "
+        "each study's delivery." + threads_note(res)
     )
 
 
@@ -135,9 +136,11 @@ def burst_gap(res: dict[str, Any]) -> str:
         f"In the burst the mean job takes {b.get('job')} s (one at a time: "
         f"{cfg['one_at_a_time']['stages_mean_s'].get('job')} s), with store+record "
         f"{b.get('store_and_record')} s and SR delivery {b.get('delivery')} s. The jobs "
-        "share the 2 cores with the listener still receiving the burst and with the "
-        "deliveries of the studies already measured (their own thread since 2026-12-04), so "
-        "each one runs slower than alone; the in-process worker measures one study at a time."
+        "share the 2 cores with the listener still receiving the burst, with the "
+        "deliveries of the studies already measured (their own thread since 2026-12-04) "
+        "and with the SC/GSPS of the previous study (the reports lane, since 2026-12-05), "
+        "so each one runs slower than alone; the in-process worker measures one study at a "
+        "time."
     )
 
 

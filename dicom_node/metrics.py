@@ -111,7 +111,8 @@ class NodeCollector(Collector):
         )
         self.end_to_end_seconds = Histogram(
             f"{PREFIX}_end_to_end_seconds",
-            "Instance received to results delivered, per destination (since start)",
+            "Instance received to its first results (the SR) delivered, per destination "
+            "(since start)",
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
@@ -155,15 +156,24 @@ class NodeCollector(Collector):
                 self.measurement_seconds.observe(float(total_ms) / 1000.0)
 
     def _observe_deliveries(self, s: Session) -> None:
+        from sqlalchemy.orm import aliased
+
+        earlier = aliased(Delivery)
+        first_id = (  # a job's first delivery to a destination: its SR (the rest follow)
+            select(func.min(earlier.id))
+            .where(earlier.job_id == Delivery.job_id, earlier.destination == Delivery.destination)
+            .scalar_subquery()
+        )
         stmt = (
-            select(Delivery.id, Delivery.state, Delivery.delivered_at, ReceivedInstance.received_at)
+            select(Delivery.id, Delivery.state, Delivery.delivered_at, ReceivedInstance.received_at,
+                   Delivery.id == first_id)
             .join(Job, Delivery.job_id == Job.id)
             .join(ReceivedInstance, Job.instance_id == ReceivedInstance.id)
         )
         final = (DeliveryState.DELIVERED, DeliveryState.FAILED)
         for row in self._scan(s, self._deliveries, stmt, Delivery.id, Delivery.state, final):
             seconds = _seconds(row[2], row[3])
-            if seconds is not None:  # None for failed deliveries: not delivered
+            if seconds is not None and row[4]:  # None for failed deliveries: not delivered
                 self.end_to_end_seconds.observe(seconds)
 
     # -- counters and gauges -------------------------------------------------------

@@ -51,7 +51,7 @@ from dicom_node.reports.source_attributes import (
     patient_values,
     redact,
 )
-from dicom_node.results import make_results
+from dicom_node.results import make_results, planned_writers
 from dicom_node.spool import write_durably
 
 if TYPE_CHECKING:
@@ -96,10 +96,18 @@ def _save(ctx: NodeContext, folder: Path, name: str, ds: object) -> Path:
 
 def measure_instance(ctx: NodeContext, instance_id: int) -> int:
     """Measure the received instance ``instance_id`` as its study kind, write the kind's
-    output objects (knee-ap: SR and SC), schedule their delivery.
+    output objects (knee-ap: SR, SC, GSPS when a destination takes it), schedule their
+    delivery.
+
+    In two stages: the objects sent first (:attr:`OutputWriter.sent_first`, the SR) are
+    written, recorded with the job and queued for delivery at once; then the others are
+    made (:func:`make_pending_objects`), by the queue's reports lane when it has one (the
+    in-process queue: beside the next measurement) or else here. Until they are written
+    the job row names them in ``pending_objects`` and the source stays in the spool.
 
     Idempotent: a task delivered again (its worker died) does not measure an instance
-    that already has a finished job; it only queues that job's deliveries never tried.
+    that already has a finished job; it only queues that job's deliveries never tried,
+    and makes the objects it still lacks from a second measurement of the source.
 
     Returns
     -------
@@ -107,28 +115,10 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         The job id. On failure the job row records the error, then the exception goes on.
     """
     t0 = time.perf_counter()
-    with ctx.db.session() as s:
-        inst = s.get(ReceivedInstance, instance_id)
-        if inst is None:
-            raise ValueError(f"instance_id {instance_id} is not a received instance")
-        finished = _finished_job(s, instance_id)
-        if finished is not None:  # a redelivered task: measured already, never twice
-            job_id, undelivered = finished
-            log.info("job %d: instance %d is measured already", job_id, instance_id)
-            for delivery_id in undelivered:
-                ctx.queue.submit_delivery(delivery_id)
-            return job_id
-        for stale in s.scalars(
-            select(Job).where(Job.instance_id == instance_id, Job.state.in_(OPEN_JOB_STATES))
-        ):  # its worker died (the task was redelivered): record it, measure again
-            stale.state, stale.finished_at = transition(stale.state, JobState.FAILED), utcnow()
-            stale.error = "interrupted: the worker stopped during the measurement"
-        kind_name = inst.kind or kinds.DEFAULT_KIND  # rows routed before kinds: knee-ap
-        job = Job(instance_id=instance_id, kind=kind_name, state=JobState.RUNNING,
-                  started_at=utcnow())
-        s.add(job)
-        s.flush()
-        job_id, spool_path = job.id, inst.spool_path
+    opened = _open_job(ctx, instance_id)
+    if isinstance(opened, int):
+        return opened
+    job_id, spool_path, kind_name = opened
     log.info("job %d: measuring instance %d (%s)", job_id, instance_id, kind_name)
     phi: set[str] = set()
     warnings: list[str] = []
@@ -146,11 +136,12 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         if not measurements:
             raise InputImageError(kind.nothing_found)
         items = kind.items(measurements)
-        folder = ctx.settings.storage.results.resolve() / f"job-{job_id:06d}"  # absolute paths
-        outputs = [
-            (w.object_kind, _save(ctx, folder, w.file_name, obj), str(obj.SOPInstanceUID))
-            for w, obj in make_results(ctx.settings, ds, measurements, kind.name).objects  # type: ignore[arg-type]
+        planned = planned_writers(ctx.settings, kind.name)
+        first = [w.object_kind for w in planned if w.sent_first] or [
+            w.object_kind for w in planned
         ]
+        pending = [w.object_kind for w in planned if w.object_kind not in first]
+        outputs = _write_objects(ctx, job_id, ds, measurements, kind.name, first)
         t_reports = time.perf_counter()
     except Exception as exc:  # noqa: BLE001 -- recorded, then raised again sanitised
         # the row and the log hold the sanitised message only: never a patient value,
@@ -186,36 +177,187 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
         job.warnings = warnings or None
         job.verdict = items[0].verdict
         job.quality = "flag" if flagged else "pass"
+        job.pending_objects = pending or None
         _record_items(s, job_id, items)
-        s.add_all(
-            OutputObject(job_id=job_id, position=i, object_kind=object_kind, path=str(path),
-                         sop_instance_uid=uid)
-            for i, (object_kind, path, uid) in enumerate(outputs)
-        )
         inst = s.get_one(ReceivedInstance, instance_id)
         inst.state = transition(inst.state, InstanceState.MEASURED)
-        if not ctx.settings.storage.keep_source and inst.spool_path:
-            Path(inst.spool_path).unlink(missing_ok=True)
-            inst.spool_path = None
-        made = {object_kind for object_kind, _, _ in outputs}
-        deliveries = [
-            Delivery(
-                job_id=job_id,
-                destination=d.name,
-                ae_title=d.address[0],
-                host=d.address[1],
-                port=d.address[2],
-            )
-            for d in ctx.settings.delivery.destinations
-            if made & {w.object_kind for w in kind.writers_for(d.objects)}  # else nothing for it
-        ]
-        s.add_all(deliveries)
-        s.flush()
-        delivery_ids = [d.id for d in deliveries]
+        delivery_ids = _record_outputs(ctx, s, job_id, kind, outputs)
+        if not pending:
+            _release_source(ctx, inst)
     _log_result(job_id, kind, items, info.version, timings["total_ms"])
     for delivery_id in delivery_ids:
         ctx.queue.submit_delivery(delivery_id)
+    if pending:
+        def rest() -> None:
+            make_pending_objects(ctx, job_id, ds, measurements, phi)
+
+        submit_reports = getattr(ctx.queue, "submit_reports", None)
+        if submit_reports is None:  # no reports lane (a Celery worker): made here
+            rest()
+        else:
+            submit_reports(job_id, rest)
     return job_id
+
+
+_Opened = tuple[int, "str | None", str]
+
+
+def _open_job(ctx: NodeContext, instance_id: int) -> _Opened | int:
+    """A new running job for the instance: (job id, spool path, kind name); or, for an
+    instance measured already (a redelivered task), that job's id, after queueing what it
+    has left undone."""
+    with ctx.db.session() as s:
+        inst = s.get(ReceivedInstance, instance_id)
+        if inst is None:
+            raise ValueError(f"instance_id {instance_id} is not a received instance")
+        finished = _finished_job(s, instance_id)
+        if finished is None:
+            for stale in s.scalars(
+                select(Job).where(Job.instance_id == instance_id,
+                                  Job.state.in_(OPEN_JOB_STATES))
+            ):  # its worker died (the task was redelivered): record it, measure again
+                stale.state = transition(stale.state, JobState.FAILED)
+                stale.finished_at = utcnow()
+                stale.error = "interrupted: the worker stopped during the measurement"
+            kind_name = inst.kind or kinds.DEFAULT_KIND  # rows routed before kinds: knee-ap
+            job = Job(instance_id=instance_id, kind=kind_name, state=JobState.RUNNING,
+                      started_at=utcnow())
+            s.add(job)
+            s.flush()
+            return job.id, inst.spool_path, kind_name
+    job_id, undelivered, pending = finished
+    log.info("job %d: instance %d is measured already", job_id, instance_id)
+    for delivery_id in undelivered:
+        ctx.queue.submit_delivery(delivery_id)
+    if pending:
+        _remake_pending_objects(ctx, job_id)
+    return job_id
+
+
+def _write_objects(
+    ctx: NodeContext,
+    job_id: int,
+    ds: object,
+    measurements: Sequence[object],
+    kind_name: str,
+    only: Sequence[str],
+) -> list[tuple[str, Path, str]]:
+    """Make the objects ``only`` names, write each durably in the job's results folder:
+    (object kind, path, SOP Instance UID) of each."""
+    folder = ctx.settings.storage.results.resolve() / f"job-{job_id:06d}"  # absolute paths
+    made = make_results(ctx.settings, ds, measurements, kind_name, only=only)  # type: ignore[arg-type]
+    return [
+        (w.object_kind, _save(ctx, folder, w.file_name, obj), str(obj.SOPInstanceUID))
+        for w, obj in made.objects
+    ]
+
+
+def _record_outputs(
+    ctx: NodeContext,
+    s: Session,
+    job_id: int,
+    kind: StudyKind,
+    outputs: Sequence[tuple[str, Path, str]],
+) -> list[int]:
+    """Output rows for ``outputs`` (after the job's rows already there) and one delivery
+    row for each destination that takes any of them; the delivery ids."""
+    position = len(s.scalars(select(OutputObject.id).where(OutputObject.job_id == job_id)).all())
+    s.add_all(
+        OutputObject(job_id=job_id, position=position + i, object_kind=object_kind,
+                     path=str(path), sop_instance_uid=uid)
+        for i, (object_kind, path, uid) in enumerate(outputs)
+    )
+    made = [object_kind for object_kind, _, _ in outputs]
+    deliveries = []
+    for d in ctx.settings.delivery.destinations:
+        carried = [k for k in made if k in {w.object_kind for w in kind.writers_for(d.objects)}]
+        if carried:  # else nothing for it in this stage
+            deliveries.append(Delivery(
+                job_id=job_id, destination=d.name, ae_title=d.address[0], host=d.address[1],
+                port=d.address[2], object_kinds=carried,
+            ))
+    s.add_all(deliveries)
+    s.flush()
+    return [d.id for d in deliveries]
+
+
+def _release_source(ctx: NodeContext, inst: ReceivedInstance) -> None:
+    """Delete the source from the spool once every object is written, unless kept."""
+    if not ctx.settings.storage.keep_source and inst.spool_path:
+        Path(inst.spool_path).unlink(missing_ok=True)
+        inst.spool_path = None
+
+
+def make_pending_objects(
+    ctx: NodeContext,
+    job_id: int,
+    ds: object,
+    measurements: Sequence[object],
+    phi: set[str],
+) -> list[int]:
+    """Make the objects finished job ``job_id`` still lacks (its ``pending_objects``),
+    record them and queue their delivery; the delivery ids.
+
+    A failure here does not undo the job (its SR is written and sent): the job row's
+    warnings say which objects were not made and why, and nothing is retried.
+    """
+    t0 = time.perf_counter()
+    with ctx.db.session() as s:
+        job = s.get_one(Job, job_id)
+        pending, kind_name = list(job.pending_objects or []), job.kind or kinds.DEFAULT_KIND
+    if not pending:
+        return []
+    kind = kinds.get(kind_name)
+    try:
+        outputs = _write_objects(ctx, job_id, ds, measurements, kind.name, pending)
+    except Exception as exc:  # noqa: BLE001 -- recorded on the job; its SR stands
+        _fail_pending(ctx, job_id, exc, phi)
+        return []
+    with ctx.db.session() as s:
+        job = s.get_one(Job, job_id)
+        delivery_ids = _record_outputs(ctx, s, job_id, kind, outputs)
+        job.pending_objects = None
+        job.timings_ms = {**(job.timings_ms or {}),
+                          "pending_reports_ms": 1000 * (time.perf_counter() - t0)}
+        _release_source(ctx, s.get_one(ReceivedInstance, job.instance_id))
+    for delivery_id in delivery_ids:
+        ctx.queue.submit_delivery(delivery_id)
+    return delivery_ids
+
+
+def _remake_pending_objects(ctx: NodeContext, job_id: int) -> None:
+    """The objects a job lacks after its node stopped between its two stages: made from a
+    second measurement of the source (the same model on the same file)."""
+    with ctx.db.session() as s:
+        job = s.get_one(Job, job_id)
+        spool_path, kind_name = job.instance.spool_path, job.kind or kinds.DEFAULT_KIND
+    log.info("job %d: making %s after a restart", job_id, "the objects it lacks")
+    phi: set[str] = set()
+    try:
+        ds = _read_source(spool_path)
+        phi = patient_values(ds)  # type: ignore[arg-type]
+        clean_source_attributes(ds)  # type: ignore[arg-type]
+        measurements = list(ctx.measurer(kind_name).measure(ds))  # type: ignore[arg-type]
+        if not measurements:
+            raise InputImageError(kinds.get(kind_name).nothing_found)
+    except Exception as exc:  # noqa: BLE001 -- the objects cannot be made: said on the job
+        _fail_pending(ctx, job_id, exc, phi)
+        return
+    make_pending_objects(ctx, job_id, ds, measurements, phi)
+
+
+def _fail_pending(ctx: NodeContext, job_id: int, exc: Exception, phi: set[str]) -> None:
+    """Record on the job that its pending objects could not be made, and why (sanitised
+    as the job's own errors are); they are not tried again."""
+    problem = redact(f"{type(exc).__name__}: {exc}", phi,
+                     quoted=not isinstance(exc, KneeNodeError))[:1000]
+    with ctx.db.session() as s:
+        job = s.get_one(Job, job_id)
+        pending = ", ".join(job.pending_objects or [])
+        job.pending_objects = None
+        job.warnings = [*(job.warnings or []), f"{pending} not made: {problem}"]
+        _release_source(ctx, s.get_one(ReceivedInstance, job.instance_id))
+    log.warning("job %d: %s not made: %s", job_id, pending, type(exc).__name__)
 
 
 def _record_items(s: Session, job_id: int, items: list[MeasuredItem]) -> None:
@@ -283,8 +425,9 @@ def values_text(values: Sequence[ResultValue]) -> str:
     return ", ".join(parts)
 
 
-def _finished_job(s: Session, instance_id: int) -> tuple[int, list[int]] | None:
-    """The finished (done or flagged) job of an instance and its deliveries never tried."""
+def _finished_job(s: Session, instance_id: int) -> tuple[int, list[int], list[str]] | None:
+    """The finished (done or flagged) job of an instance, its deliveries never tried and
+    the objects it has still to write."""
     job = s.scalars(
         select(Job)
         .where(Job.instance_id == instance_id, Job.state.in_(FINISHED_JOB_STATES))
@@ -296,7 +439,7 @@ def _finished_job(s: Session, instance_id: int) -> tuple[int, list[int]] | None:
     never_tried = [
         d.id for d in job.deliveries if d.state == DeliveryState.PENDING and d.attempts == 0
     ]
-    return job.id, never_tried
+    return job.id, never_tried, list(job.pending_objects or [])
 
 
 @dataclass(frozen=True)
@@ -321,10 +464,15 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
         d.attempts, d.updated_at = d.attempts + 1, utcnow()
         attempt, name, job_id = d.attempts, d.destination, d.job_id
         kind_name = d.job.kind or kinds.DEFAULT_KIND
-        made = [(o.object_kind, Path(o.path), o.sop_instance_uid) for o in d.job.outputs if o.path]
+        carried = None if d.object_kinds is None else set(d.object_kinds)
+        made = [
+            (o.object_kind, Path(o.path), o.sop_instance_uid)
+            for o in d.job.outputs
+            if o.path and (carried is None or o.object_kind in carried)
+        ]
     dest = next((x for x in settings.delivery.destinations if x.name == name), None)
     paths: list[Path] = []
-    sr_uid = None
+    first_uid = None
     try:
         if dest is None:
             raise DeliveryError(f"destination {name!r} is no longer configured")
@@ -334,7 +482,7 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
             raise DeliveryError(
                 f"job {job_id} has none of the objects {name} takes ({', '.join(sorted(wanted))})"
             )
-        paths, sr_uid = [p for p, _ in chosen], chosen[0][1]
+        paths, first_uid = [p for p, _ in chosen], chosen[0][1]
         send_to(paths, dest, settings)
     except (DeliveryError, ConfigError, OSError, InvalidDicomError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:4000]
@@ -362,7 +510,7 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
         "results_sent",
         ae_title=dest.address[0] or None,
         peer_address=f"{dest.address[1]}:{dest.address[2]}",
-        sop_instance_uid=sr_uid,
+        sop_instance_uid=first_uid,
         detail=f"delivery {delivery_id}, {len(paths)} object(s)",
     )
     log.info("delivery %d to %s done (attempt %d)", delivery_id, name, attempt)
@@ -371,7 +519,8 @@ def deliver(ctx: NodeContext, delivery_id: int) -> DeliveryOutcome:
 
 def pending_work(ctx: NodeContext) -> tuple[list[int], list[int]]:
     """Work left unfinished by a stopped in-process node: instances queued but never
-    measured (jobs left running are marked failed), and deliveries not finished."""
+    measured (jobs left running are marked failed) or measured with objects still to
+    write, and deliveries not finished."""
     with ctx.db.session() as s:
         for job in s.scalars(select(Job).where(Job.state.in_(OPEN_JOB_STATES))):
             job.state, job.finished_at = transition(job.state, JobState.FAILED), utcnow()
@@ -379,10 +528,14 @@ def pending_work(ctx: NodeContext) -> tuple[list[int], list[int]]:
         instances = s.scalars(
             select(ReceivedInstance.id).where(ReceivedInstance.state == InstanceState.QUEUED)
         ).all()
+        unwritten = s.scalars(  # stopped between a job's SR and its other objects
+            select(Job.instance_id).where(Job.state.in_(FINISHED_JOB_STATES),
+                                          Job.pending_objects.is_not(None))
+        ).all()
         deliveries = s.scalars(
             select(Delivery.id).where(Delivery.state.in_(UNFINISHED_DELIVERY_STATES))
         ).all()
-    return list(instances), list(deliveries)
+    return sorted({*instances, *unwritten}), list(deliveries)
 
 
 __all__ = ["DeliveryOutcome", "deliver", "measure_instance", "pending_work", "uid_hash"]

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: (task key, row id, and for the reports lane the work itself)
+_Item = tuple[str, int, "Callable[[], object] | None"]
+
 MEASURE_TASK = TASKS[MEASURE].celery_name
 DELIVER_TASK = TASKS[DELIVER].celery_name
 
@@ -40,11 +43,14 @@ class JobQueue(Protocol):
 class InProcessQueue:
     """Worker threads running the task functions, in the listener's process.
 
-    Two lanes, each a queue and a thread: measurements (thread ``knee-node-worker``) and
+    Three lanes, each a queue and a thread: measurements (thread ``knee-node-worker``),
     deliveries (thread ``knee-node-delivery``), as a Celery deployment has its delivery
-    queue. A delivery never waits behind measurements, so in a burst each result goes back
-    as soon as it is made, and a PACS that is slow to answer (or the DIMSE timeout of one
-    that is down) holds up no measurement. Within a lane, first come first served.
+    queue, and reports (thread ``knee-node-reports``). A delivery never waits behind
+    measurements, so in a burst each result goes back as soon as it is made, and a PACS
+    that is slow to answer (or the DIMSE timeout of one that is down) holds up no
+    measurement. The reports lane makes each job's objects after its SR (the SC, the
+    GSPS) while the worker measures the next image. Within a lane, first come first
+    served.
 
     Before its first task the measurement thread sets torch's threads once
     (:func:`dicom_node.measurer.worker_threads`): ``model.num_threads``, else all CPUs
@@ -53,13 +59,22 @@ class InProcessQueue:
     Call :meth:`bind` with the node context before :meth:`start`.
     """
 
-    #: Lane of each task (deliveries apart, by :attr:`Task.delivery_queue`), and its thread.
-    LANES: dict[str, str] = {"measure": "knee-node-worker", "deliver": "knee-node-delivery"}
+    #: Lane of each task (deliveries apart, by :attr:`Task.delivery_queue`), and its
+    #: thread; the reports lane makes a job's objects after its SR (:meth:`submit_reports`).
+    LANES: dict[str, str] = {
+        "measure": "knee-node-worker",
+        "deliver": "knee-node-delivery",
+        "reports": "knee-node-reports",
+    }
+    #: Jobs the reports lane may hold (each holds its source image in memory): when it is
+    #: this far behind, the measurement thread waits before it measures the next image.
+    REPORTS_BACKLOG = 2
 
     def __init__(self) -> None:
         # per lane: tasks first come first served; None stops the lane's thread
-        self._lanes: dict[str, stdlib_queue.Queue[tuple[str, int] | None]] = {
-            lane: stdlib_queue.Queue() for lane in self.LANES
+        self._lanes: dict[str, stdlib_queue.Queue[_Item | None]] = {
+            lane: stdlib_queue.Queue(self.REPORTS_BACKLOG if lane == "reports" else 0)
+            for lane in self.LANES
         }
         self._ctx: NodeContext | None = None
         self._threads: list[threading.Thread] = []
@@ -102,10 +117,10 @@ class InProcessQueue:
         """Tasks waiting in all lanes (not counting running or scheduled ones)."""
         return sum(q.qsize() for q in self._lanes.values())
 
-    def _put(self, item: tuple[str, int], countdown_s: float) -> None:
+    def _put(self, item: _Item, countdown_s: float) -> None:
         with self._lock:
             self._busy += 1
-        lane = self._lanes[self.lane_of(item[0])]
+        lane = self._lanes["reports" if item[2] is not None else self.lane_of(item[0])]
         if countdown_s <= 0:
             lane.put(item)
             return
@@ -123,11 +138,19 @@ class InProcessQueue:
 
     def submit_measurement(self, instance_id: int) -> None:
         """Queue the measurement of a received instance."""
-        self._put((MEASURE, int(instance_id)), 0.0)
+        self._put((MEASURE, int(instance_id), None), 0.0)
 
     def submit_delivery(self, delivery_id: int, countdown_s: float = 0.0) -> None:
         """Queue a delivery attempt, after ``countdown_s`` seconds."""
-        self._put((DELIVER, int(delivery_id)), countdown_s)
+        self._put((DELIVER, int(delivery_id), None), countdown_s)
+
+    def submit_reports(self, job_id: int, make: Callable[[], object]) -> None:
+        """Run ``make()`` (the objects job ``job_id`` makes after its SR) on the reports
+        lane, beside the next measurement; blocks while the lane holds
+        :attr:`REPORTS_BACKLOG` jobs. Held in memory only: the job row names the objects
+        still to make, so a node stopped before they are made makes them at its restart
+        (:func:`dicom_node.pipeline.pending_work`)."""
+        self._put(("reports", int(job_id), make), 0.0)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no task is queued, scheduled or running (True), or timeout (False)."""
@@ -155,10 +178,11 @@ class InProcessQueue:
             item = q.get()
             if item is None:
                 return
-            key, row_id = item
+            key, row_id, make = item
             try:
-                retry_in_s = TASKS[key].run(self._ctx, row_id)
-                if retry_in_s is not None:
+                if make is not None:  # the reports lane
+                    make()
+                elif (retry_in_s := TASKS[key].run(self._ctx, row_id)) is not None:
                     self._put(item, retry_in_s)
             except Exception:  # the job row holds the error; the worker goes on
                 log.exception("%s task for row %d failed", key, row_id)

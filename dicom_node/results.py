@@ -9,7 +9,7 @@ ones (the GSPS) when a destination lists them in its ``objects``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,11 +55,25 @@ class Results:
         return tuple(paths)
 
 
+def planned_writers(settings: Settings, kind: str = DEFAULT_KIND) -> tuple[OutputWriter, ...]:
+    """The writers of the objects the node makes for an image of ``kind``, in sending
+    order: the kind's writers that are not optional, and the optional ones a destination
+    lists in its ``objects``."""
+    study_kind = get(kind)
+    wanted = {
+        w.object_kind
+        for d in settings.delivery.destinations
+        for w in study_kind.writers_for(d.objects)
+    }
+    return tuple(w for w in study_kind.writers if not w.optional or w.object_kind in wanted)
+
+
 def make_results(
     settings: Settings,
     source: Dataset,
     measurements: Sequence[Any],
     kind: str = DEFAULT_KIND,
+    only: Collection[str] | None = None,
 ) -> Results:
     """The output objects of ``source`` for ``kind`` (knee-ap: TID 1500 SR and SC overlay).
 
@@ -73,12 +87,17 @@ def make_results(
         The items the kind's measurer returned (one record per knee).
     kind
         The study kind's name.
+    only
+        Object kinds to make (the node's job makes the SR, sends it, then the others);
+        None: every planned object (:func:`planned_writers`).
     """
-    study_kind = get(kind)
-    wanted = {
-        w.object_kind
-        for d in settings.delivery.destinations
-        for w in study_kind.writers_for(d.objects)
-    }
-    writers = [w for w in study_kind.writers if not w.optional or w.object_kind in wanted]
+    writers = planned_writers(settings, kind)
+    if only is not None:
+        unknown = set(only) - {w.object_kind for w in writers}
+        if unknown:
+            raise ValueError(
+                f"only names objects not made for kind {kind!r}: {sorted(unknown)} "
+                f"(made: {[w.object_kind for w in writers]})"
+            )
+        writers = tuple(w for w in writers if w.object_kind in only)
     return Results(tuple((w, w.make(settings, source, measurements)) for w in writers))

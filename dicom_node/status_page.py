@@ -69,7 +69,8 @@ ul.deliveries { margin: 0; padding-left: 1em; }
 {% if show_acc %}<td>{{ j.accession }}</td>{% endif %}
 <td>{{ j.kind }}</td><td>{{ j.results }}</td><td>{{ j.verdict }}</td><td>{{ j.model }}</td>
 <td><ul class="deliveries">
-{% for d in j.deliveries %}<li>{{ d.destination }}: {{ d.state }} ({{ d.attempts }} attempt(s))
+{% for d in j.deliveries %}<li>{{ d.destination }} ({{ d.objects }}): {{ d.state }}
+({{ d.attempts }} attempt(s))
 {% if d.error %}<br><span class="bad">{{ d.error }}</span>{% endif %}</li>
 {% else %}<li>none</li>{% endfor %}
 </ul></td>
@@ -111,11 +112,12 @@ def _job(j: Any, show_acc: bool) -> dict[str, Any]:
         "deliveries": [
             {
                 "destination": d.destination,
+                "objects": ", ".join(d.object_kinds or ["all"]),
                 "state": d.state,
                 "attempts": d.attempts,
                 "error": (d.last_error or "") if d.state != DeliveryState.DELIVERED else "",
             }
-            for d in sorted(j.deliveries, key=lambda d: d.destination)
+            for d in sorted(j.deliveries, key=lambda d: (d.destination, d.id))
         ],
         "error": job_error(j),
     }

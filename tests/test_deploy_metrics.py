@@ -76,7 +76,7 @@ def test_counters_follow_received_ignored_measured_and_delivered(
     assert get(after, "knee_node_instances_by_state", state="measured") == 1
     assert get(after, "knee_node_jobs_by_state", state="done") == 1
     assert get(after, "knee_node_jobs_by_kind", kind="knee-ap", state="done") == 1
-    assert get(after, "knee_node_deliveries_delivered_total") == 1
+    assert get(after, "knee_node_deliveries_delivered_total") == 2  # the SR, then the SC
     assert get(after, "knee_node_delivery_retries_total") == 0
     assert get(after, "knee_node_queue_depth") == 0
     assert get(after, "knee_node_measurement_seconds_count") == 1
@@ -94,10 +94,11 @@ def test_delivery_retries_and_failures_are_counted(tmp_path: Path) -> None:
         again = scrape(site.metrics.port)  # type: ignore[union-attr]
     finally:
         site.stop()
-    assert get(samples, "knee_node_deliveries_failed_total") == 1
-    assert get(samples, "knee_node_delivery_attempts_total") == 3
-    assert get(samples, "knee_node_delivery_retries_total") == 2
-    assert get(samples, "knee_node_deliveries_by_state", state="failed") == 1
+    # two deliveries (the SR, then the SC), each tried 3 times
+    assert get(samples, "knee_node_deliveries_failed_total") == 2
+    assert get(samples, "knee_node_delivery_attempts_total") == 6
+    assert get(samples, "knee_node_delivery_retries_total") == 4
+    assert get(samples, "knee_node_deliveries_by_state", state="failed") == 2
     # end to end counts delivered results only; each finished job is observed once
     assert get(samples, "knee_node_end_to_end_seconds_count") == 0
     assert get(samples, "knee_node_measurement_seconds_count") == 1

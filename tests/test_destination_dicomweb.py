@@ -149,15 +149,20 @@ def test_a_503_is_retried_then_delivered_once_with_a_readable_error(tmp_path: Pa
             assert e.push(ds) == [0x0000]
             d = _wait_delivery(e, {"delivered"})
             assert e.node.wait_idle(30)
-        assert d.attempts == 2 and d.last_error is None
-        assert len(srv.requests) == 2
-        path, headers, body = srv.requests[1]
-        assert path == "/dicom-web/studies"
-        assert headers["Content-Type"].startswith("multipart/related")
-        assert 'type="application/dicom"' in headers["Content-Type"]
-        assert "Authorization" not in headers
-        uids = [o.sop_instance_uid for o in e.rows(OutputObject)]
-        assert len(uids) == 2 and all(u.encode() in body for u in uids)  # SR and SC in one
+        assert d.object_kinds == ["SR"] and d.attempts == 2 and d.last_error is None
+        # the SR first (503, then 200 after its backoff), then the SC in its own request
+        rows = e.rows(Delivery)
+        assert [(r.object_kinds, r.attempts, r.state, r.last_error) for r in rows] == [
+            (["SR"], 2, "delivered", None), (["SC"], 1, "delivered", None)]
+        assert len(srv.requests) == 3
+        for path, headers, _ in srv.requests:
+            assert path == "/dicom-web/studies"
+            assert headers["Content-Type"].startswith("multipart/related")
+            assert 'type="application/dicom"' in headers["Content-Type"]
+            assert "Authorization" not in headers
+        uids = {o.object_kind: o.sop_instance_uid.encode() for o in e.rows(OutputObject)}
+        assert [sum(u in body for _, _, body in srv.requests) for u in (uids["SR"], uids["SC"])
+                ] == [2, 1], "the SR twice (503, then 200), the SC once"
 
 
 def test_a_400_is_a_readable_error_and_gives_up_as_for_dimse(tmp_path: Path) -> None:
@@ -169,7 +174,10 @@ def test_a_400_is_a_readable_error_and_gives_up_as_for_dimse(tmp_path: Path) -> 
             assert e.push(ds) == [0x0000]
             d = _wait_delivery(e, {"failed"})
             assert e.node.wait_idle(30)
-        assert d.attempts == 2 and len(srv.requests) == 2
+        rows = e.rows(Delivery)  # the SR's delivery and the SC's: each gives up after 2
+        assert [(r.object_kinds, r.attempts, r.state) for r in rows] == [
+            (["SR"], 2, "failed"), (["SC"], 2, "failed")]
+        assert d.attempts == 2 and len(srv.requests) == 4
         assert d.last_error is not None
         assert "DeliveryError: web (http://127.0.0.1:" in d.last_error
         assert "answered HTTP 400 Bad Request" in d.last_error

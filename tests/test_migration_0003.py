@@ -94,7 +94,7 @@ def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
 def _check_upgrade_keeps_every_result(url: str, tmp_path: Path) -> None:
     _fill_at_0001(url)
     migrate.upgrade(url)
-    assert migrate.current_revision(url) == migrate.head_revision() == "0004"
+    assert migrate.current_revision(url) == migrate.head_revision() == "0005"
 
     values = _rows(url, "SELECT v.job_id, m.item_index, v.laterality, v.name, v.method, "
                         "v.value, v.unit FROM result_values v LEFT JOIN measurements m "
@@ -189,7 +189,7 @@ def test_upgrade_from_0002_the_previous_head_keeps_results_and_warnings(tmp_path
     finally:
         engine.dispose()
     migrate.upgrade(url)
-    assert migrate.current_revision(url) == "0004"
+    assert migrate.current_revision(url) == "0005"
     assert _rows(url, "SELECT id FROM jobs ORDER BY id") == [(i,) for i in JOBS]
     assert _rows(url, "SELECT warnings FROM jobs WHERE id = 1") == [(warning,)]
     values = _rows(url, "SELECT job_id, name, method, value FROM result_values")

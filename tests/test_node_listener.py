@@ -144,8 +144,9 @@ def test_knee_is_measured_and_sr_and_sc_reach_the_pacs(env: Env, syntax: str | N
     assert job.value("aTFA FNTS").value == pytest.approx(-6.5, abs=1e-6)
     assert job.model_name == "truth-double" and job.timings_ms["total_ms"] > 0
     assert Path(job.output_path("SR")).is_file() and Path(job.output_path("SC")).is_file()
-    [delivery] = env.rows(Delivery)
-    assert (delivery.state, delivery.attempts) == ("delivered", 1)
+    # the SR's delivery, then the SC's (made after the SR is queued)
+    assert [(d.object_kinds, d.state, d.attempts) for d in env.rows(Delivery)] == [
+        (["SR"], "delivered", 1), (["SC"], "delivered", 1)]
     [inst] = env.rows(ReceivedInstance)
     assert inst.state == "measured" and inst.spool_path is None
     assert not list(env.settings.storage.spool.glob("*.dcm")), "measured source not kept"
@@ -266,14 +267,15 @@ def test_delivery_retries_gives_up_then_resend_delivers(tmp_path: Path) -> None:
         ds, _ = e.case("a")
         assert e.push(ds) == [0x0000]
         assert e.node.wait_idle(60)
-        [d] = e.rows(Delivery)
-        assert (d.state, d.attempts) == ("failed", 3)
-        assert "association" in d.last_error
+        rows = e.rows(Delivery)  # the SR's, then the SC's
+        assert [(d.object_kinds, d.state, d.attempts) for d in rows] == [
+            (["SR"], "failed", 3), (["SC"], "failed", 3)]
+        assert all("association" in d.last_error for d in rows)
     e.pacs.start()
     try:
         result = CliRunner().invoke(app, ["resend", "--undelivered", "--config", str(e.config)])
         assert result.exit_code == 0, result.output
-        assert "1 of 1 delivered" in result.output
+        assert "2 of 2 delivered" in result.output
         assert sorted(g.Modality for g in e.pacs.wait_for(2, 10)) == ["OT", "SR"]
         again = CliRunner().invoke(app, ["resend", "--job", "1", "--config", str(e.config)])
         assert again.exit_code == 0 and len(e.pacs.wait_for(4, 10)) == 4

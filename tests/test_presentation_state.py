@@ -256,8 +256,9 @@ def test_the_node_sends_the_gsps_only_where_it_is_listed(tmp_path: Path) -> None
         assert got_viewer[0].SOPInstanceUID == outputs["GSPS"].sop_instance_uid
         assert {d.SOPInstanceUID for d in got_plain} == {
             outputs["SR"].sop_instance_uid, outputs["SC"].sop_instance_uid}
-        assert [(d.destination, d.state) for d in e.rows(Delivery)] == [
-            ("pacs", "delivered"), ("viewer", "delivered")]
+        assert [(d.destination, d.object_kinds, d.state) for d in e.rows(Delivery)] == [
+            ("pacs", ["SR"], "delivered"), ("pacs", ["SC"], "delivered"),
+            ("viewer", ["GSPS"], "delivered")]  # the SR first, then what is made after it
         sr = dcmread(outputs["SR"].path)
         pr = dcmread(outputs["GSPS"].path)
         assert pr.StudyInstanceUID == sr.StudyInstanceUID
@@ -295,7 +296,7 @@ def test_resend_adds_a_new_gsps_destination_only_to_jobs_that_have_a_gsps(
         e.config.write_text(yaml.safe_dump(cfg))
         out = CliRunner().invoke(app, ["resend", "--job", "1", "--config", str(e.config)])
         assert out.exit_code == 0, out.output
-        assert [d.destination for d in e.rows(Delivery)] == ["pacs"]  # no GSPS to send it
+        assert [d.destination for d in e.rows(Delivery)] == ["pacs", "pacs"]  # no GSPS
         assert viewer.received == []
         assert len(plain.wait_for(4, 10)) == 4
     finally:

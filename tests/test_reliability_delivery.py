@@ -53,10 +53,11 @@ def test_pacs_down_then_back_receives_each_result_once(
         assert e.push(second, third) == [0x0000, 0x0000]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if all(len(_attempt_times(caplog.records, i)) >= 3 for i in (2, 3)):
+            if all(len(_attempt_times(caplog.records, i)) >= 3 for i in (3, 5)):
                 break
             time.sleep(0.1)
-        for delivery_id in (2, 3):
+        # deliveries per job: its SR, then its SC (job 1: 1, 2; job 2: 3, 4; job 3: 5, 6)
+        for delivery_id in (3, 5):
             t = _attempt_times(caplog.records, delivery_id)
             assert len(t) >= 3, f"delivery {delivery_id} retried: {t}"
             gaps = [b - a for a, b in zip(t, t[1:], strict=False)]
@@ -65,7 +66,7 @@ def test_pacs_down_then_back_receives_each_result_once(
             assert gaps[0] >= 0.35, f"backoff waits before retrying: {gaps}"
             assert gaps[1] >= 0.75, f"backoff grows: {gaps}"
         states = {d.id: d.state for d in e.rows(Delivery)}
-        assert states[1] == "delivered" and states[2] in ("retrying", "sending")
+        assert states[1] == states[2] == "delivered" and states[3] in ("retrying", "sending")
         back = StoreSCP()
         back.port = port  # the PACS comes back at the same address
         back.start()
@@ -79,8 +80,10 @@ def test_pacs_down_then_back_receives_each_result_once(
             expected = sorted([str(second.StudyInstanceUID), str(third.StudyInstanceUID)] * 2)
             assert studies == expected, "each result once, none of the first job again"
             rows = e.rows(Delivery)
-            assert [d.state for d in rows] == ["delivered"] * 3
-            assert all(d.attempts >= 4 for d in rows[1:])
+            assert [d.state for d in rows] == ["delivered"] * 6
+            assert [d.object_kinds for d in rows] == [["SR"], ["SC"]] * 3
+            assert all(rows[i].attempts >= 4 for i in (2, 4))
+            assert all(rows[i].attempts >= 2 for i in (3, 5))
         finally:
             back.stop()
     assert len(e.pacs.received) == 2, "the first PACS run got only the first job"
@@ -92,15 +95,15 @@ def test_given_up_delivery_is_undelivered_and_resend_delivers_it_once(tmp_path: 
         ds, _ = e.case("a")
         assert e.push(ds) == [0x0000]
         assert e.node.wait_idle(60)
-    [d] = e.rows(Delivery)
-    assert (d.state, d.attempts) == ("failed", 2), "given up after max_attempts"
+    rows = e.rows(Delivery)  # the SR's, then the SC's
+    assert [(d.state, d.attempts) for d in rows] == [("failed", 2)] * 2, "given up"
     status = CliRunner().invoke(app, ["status", "--config", str(e.config)])
     assert "0/1" in status.output, "status shows the job undelivered"
     e.pacs.start()
     try:
         runner = CliRunner()
         sent = runner.invoke(app, ["resend", "--undelivered", "--config", str(e.config)])
-        assert sent.exit_code == 0 and "1 of 1 delivered" in sent.output, sent.output
+        assert sent.exit_code == 0 and "2 of 2 delivered" in sent.output, sent.output
         again = runner.invoke(app, ["resend", "--undelivered", "--config", str(e.config)])
         assert again.exit_code == 0 and "0 of 0 delivered" in again.output, again.output
         e.pacs.wait_for(2, 10)
@@ -108,8 +111,7 @@ def test_given_up_delivery_is_undelivered_and_resend_delivers_it_once(tmp_path: 
         assert sorted(x.Modality for x in e.pacs.received) == ["OT", "SR"]
     finally:
         e.pacs.stop()
-    [d] = e.rows(Delivery)
-    assert (d.state, d.attempts) == ("delivered", 1)
+    assert [(d.state, d.attempts) for d in e.rows(Delivery)] == [("delivered", 1)] * 2
 
 
 def test_resend_leaves_a_delivery_the_node_is_retrying_alone(tmp_path: Path) -> None:
@@ -123,8 +125,13 @@ def test_resend_leaves_a_delivery_the_node_is_retrying_alone(tmp_path: Path) -> 
             if rows and rows[0].state == "retrying":
                 break
             time.sleep(0.1)
-        [d] = e.rows(Delivery)
-        assert (d.state, d.attempts) == ("retrying", 1), "first attempt failed: PACS down"
+        while time.monotonic() < deadline:  # the SC's delivery follows the SR's
+            rows = e.rows(Delivery)
+            if len(rows) == 2 and rows[1].state == "retrying":
+                break
+            time.sleep(0.1)
+        assert [(d.state, d.attempts) for d in e.rows(Delivery)] == [("retrying", 1)] * 2, (
+            "first attempt failed: PACS down")
         e.pacs.start()  # the PACS is back before the node's next attempt
         try:
             runner = CliRunner()
@@ -139,5 +146,5 @@ def test_resend_leaves_a_delivery_the_node_is_retrying_alone(tmp_path: Path) -> 
             assert sorted(x.Modality for x in e.pacs.received) == ["OT", "SR"], "sent once"
         finally:
             e.pacs.stop()
-    [d] = e.rows(Delivery)
-    assert (d.state, d.attempts) == ("delivered", 2), "the node's own retry delivered it"
+    assert [(d.state, d.attempts) for d in e.rows(Delivery)] == [("delivered", 2)] * 2, (
+        "the node's own retry delivered it")

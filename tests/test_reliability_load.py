@@ -155,7 +155,8 @@ def test_500_instances_over_8_associations_two_workers_each_once(tmp_path: Path)
         engine.dispose()
         assert instances == {"measured": N_INSTANCES}
         assert jobs == {"done": N_INSTANCES} and per_instance == 1
-        assert [tuple(d) for d in deliveries] == [("delivered", 1, N_INSTANCES)]
+        # each instance's SR, then its SC: two deliveries
+        assert [tuple(d) for d in deliveries] == [("delivered", 1, 2 * N_INSTANCES)]
         print(
             f"\nload: {N_INSTANCES} instances over {N_ASSOCIATIONS} associations: "
             f"all received in {t_received:.1f} s ({N_INSTANCES / t_received:.1f} instances/s); "

@@ -108,14 +108,19 @@ def test_serve_killed_mid_work_resumes_without_loss_or_duplicates(tmp_path: Path
     with engine.connect() as c:
         states = [r[0] for r in c.execute(text("select state from received_instances"))]
         jobs = c.execute(text("select instance_id, state, error from jobs order by id")).all()
-        deliveries = c.execute(text("select state from deliveries")).all()
+        deliveries = c.execute(text("select state, object_kinds from deliveries")).all()
+        pending = c.execute(text("select count(*) from jobs where pending_objects is not null"))
+        still_pending = pending.scalar_one()
     engine.dispose()
     assert states == ["measured"] * 4
+    assert still_pending == 0, "every job wrote all its objects"
     done = sorted(j.instance_id for j in jobs if j.state == "done")
     assert done == [1, 2, 3, 4], "each instance measured exactly once to completion"
     interrupted = [j for j in jobs if j.state != "done"]
     assert len(interrupted) == 1 and "interrupted" in interrupted[0].error
-    assert [d[0] for d in deliveries] == ["delivered"] * 4
+    # per job: the SR first, then the SC, each its own delivery
+    assert [d[0] for d in deliveries] == ["delivered"] * 8
+    assert sorted(d[1] for d in deliveries) == ['["SC"]'] * 4 + ['["SR"]'] * 4
     log = (tmp_path / "serve2.log").read_text()
     assert "resumed" in log
     for name in ("serve1", "serve2"):

@@ -61,12 +61,13 @@ def test_status_page_shows_the_database_rows(site: MetricsSite) -> None:
             assert "MODALITY" in row
             assert html.escape(results_text(j)) in row
             assert f"{j.model_name} {j.model_version}" in row
-            for d in j.deliveries:
-                assert f"{d.destination}: {d.state}" in row
+            for d in j.deliveries:  # the SR's delivery, then the SC's, to each
+                assert f"{d.destination} ({', '.join(d.object_kinds)}): {d.state}\n(" in row
             failed = [d for d in j.deliveries if d.state == "failed"]
-            assert [d.destination for d in failed] == ["archive"]
+            assert [(d.destination, d.object_kinds) for d in failed] == [
+                ("archive", ["SR"]), ("archive", ["SC"])]
             assert failed[0].last_error and html.escape(failed[0].last_error) in row
-            assert "pacs: delivered" in row
+            assert "pacs (SR): delivered" in row and "pacs (SC): delivered" in row
         measured, flagged = jobs[0], jobs[1]
         assert results_text(measured).startswith("aTFA FTS +5.0")
         assert "aTFA FTS +5.0°, FNTS +5.0°" in page

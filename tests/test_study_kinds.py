@@ -204,7 +204,7 @@ def test_a_registered_kind_is_routed_measured_recorded_and_sent(
         assert Path(leg_job.output_path("SC")).name == "overlay.dcm"
         assert knee_job.value("aTFA FTS").value == pytest.approx(-3.5)
         assert [o.object_kind for o in knee_job.outputs] == ["SR", "SC"]
-        assert delivered == ["delivered", "delivered"]
+        assert delivered == ["delivered"] * 3  # the leg's SC; the knee's SR, then its SC
         received = pacs.wait_for(3, 30)
         modalities = sorted(str(d.Modality) for d in received)
         assert modalities == ["OT", "OT", "SR"], "the leg's SC, the knee's SR and SC"

@@ -10,6 +10,7 @@ none), each delivery's state and last error, and the reason an instance was not 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from rich.table import Table
     from sqlalchemy.orm import Session
 
-    from dicom_node.db import Job
+    from dicom_node.db import Delivery, Job
 
 #: Characters of the SHA-256 of the Study Instance UID shown (enough to tell studies apart).
 STUDY_HASH_CHARS = 10
@@ -147,7 +148,8 @@ def status(
                 for j in recent_jobs(s, limit, wanted):
                     inst = j.instance
                     tag = study_tag(inst.study_instance_uid)
-                    sent = sum(d.state == DeliveryState.DELIVERED for d in j.deliveries)
+                    per_dest = destination_states(j.deliveries)
+                    sent = sum(v == DeliveryState.DELIVERED for v in per_dest.values())
                     total_ms = (j.timings_ms or {}).get("total_ms")
                     row = [
                         str(j.id),
@@ -163,7 +165,7 @@ def status(
                         verdict_text(j),
                         f"{j.model_name or ''} {j.model_version or ''}".strip(),
                         "" if total_ms is None else f"{total_ms:.0f}",
-                        f"{sent}/{len(j.deliveries)}",
+                        f"{sent}/{len(per_dest)}",
                         _job_error(j),
                     ]
                     table.add_row(*row)
@@ -190,18 +192,41 @@ def job_error(j: Job) -> str:
     return _job_error(j)
 
 
+def destination_states(deliveries: Sequence[Delivery]) -> dict[str, DeliveryState]:
+    """Where a job's results stand at each destination, over its deliveries there (the SR,
+    then the SC/GSPS): delivered when all are, failed when any has failed, else the state
+    of the first one not delivered."""
+    by_name: dict[str, list[Delivery]] = {}
+    for d in deliveries:
+        by_name.setdefault(d.destination, []).append(d)
+    out = {}
+    for name, ds in by_name.items():
+        states = [DeliveryState(d.state) for d in ds]
+        if all(x == DeliveryState.DELIVERED for x in states):
+            out[name] = DeliveryState.DELIVERED
+        elif DeliveryState.FAILED in states:
+            out[name] = DeliveryState.FAILED
+        else:
+            out[name] = next(x for x in states if x != DeliveryState.DELIVERED)
+    return out
+
+
 def _job_error(j: Job) -> str:
-    """The job's error, else each undelivered destination's last error and what to do."""
+    """The job's error, else each undelivered destination's last error (one per
+    destination, whichever of its deliveries has it) and what to do."""
     if j.error:
         return str(j.error)[:120]
-    parts = [
-        f"{d.destination}: {d.state} after {d.attempts} attempt(s): {d.last_error}"
-        for d in j.deliveries
-        if d.state != DeliveryState.DELIVERED and d.last_error
-    ]
-    if any(d.state == DeliveryState.FAILED for d in j.deliveries):
-        parts.append(f"`knee-node resend --job {j.id}`")
-    return "; ".join(parts)[:240]
+    hint = (f"`knee-node resend --job {j.id}`"
+            if any(d.state == DeliveryState.FAILED for d in j.deliveries) else "")
+    parts, named = [], set()
+    for d in reversed(j.deliveries):  # the latest first
+        if d.state != DeliveryState.DELIVERED and d.last_error and d.destination not in named:
+            named.add(d.destination)
+            parts.append(f"{d.destination}: {d.state} after {d.attempts} attempt(s): "
+                         f"{d.last_error}")
+    text = "; ".join(reversed(parts))
+    budget = 240 - len(hint) - 2
+    return "; ".join(x for x in (text[:budget], hint) if x)
 
 
 def _destinations(s: Session) -> list[str]:
@@ -216,9 +241,13 @@ def _destinations(s: Session) -> list[str]:
         by_name.setdefault(d.destination, []).append(d)
     lines = []
     for name, ds in sorted(by_name.items()):
-        ok = sum(d.state == DeliveryState.DELIVERED for d in ds)
-        failed = [d for d in ds if d.state == DeliveryState.FAILED]
-        waiting = sum(d.state in UNFINISHED_DELIVERY_STATES for d in ds)
+        per_job: dict[int, list[Delivery]] = {}  # counted per job: its SR, then SC/GSPS
+        for d in ds:
+            per_job.setdefault(d.job_id, []).append(d)
+        states = [destination_states(jd)[name] for jd in per_job.values()]
+        ok = sum(x == DeliveryState.DELIVERED for x in states)
+        failed = [x for x in states if x == DeliveryState.FAILED]
+        waiting = sum(x in UNFINISHED_DELIVERY_STATES for x in states)
         last = next(
             (d for d in reversed(ds) if d.last_error and d.state != DeliveryState.DELIVERED),
             None,

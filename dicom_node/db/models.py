@@ -87,6 +87,11 @@ class Job(Base):
     #: what was changed to make a valid result (e.g. an invalid patient attribute
     #: dropped); names attributes, never their values
     warnings: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: object kinds the finished job has still to write ("SC", "GSPS"): its SR is written
+    #: and sent first (:func:`dicom_node.pipeline.measure_instance`); None when all are
+    pending_objects: Mapped[list[str] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
 
     instance: Mapped[ReceivedInstance] = relationship(back_populates="jobs")
     # the results are loaded with the job (few rows), so a job read in a session can be
@@ -213,6 +218,11 @@ class Delivery(Base):
     ae_title: Mapped[str] = mapped_column(String(16))
     host: Mapped[str] = mapped_column(String(255))
     port: Mapped[int] = mapped_column(Integer)
+    #: the object kinds this delivery carries (["SR"], then ["SC", "GSPS"]); None (rows
+    #: before migration 0005, and ``resend``): every object of the job its destination takes
+    object_kinds: Mapped[list[str] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
     state: Mapped[str] = mapped_column(
         String(16), default=DeliveryState.PENDING.value, index=True
     )

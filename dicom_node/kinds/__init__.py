@@ -181,12 +181,17 @@ class OutputWriter:
     optional
         Written and sent only to destinations whose ``objects`` name it (the GSPS); the
         others (SR, SC) go to every destination whose ``objects`` is not set.
+    sent_first
+        Written and sent before the kind's other objects are made (the SR: it needs only
+        the measurements, and it is what a surgeon waits for); the others follow in a
+        second delivery.
     """
 
     object_kind: str
     file_name: str
     make: MakeObject
     optional: bool = False
+    sent_first: bool = False
 
     def __post_init__(self) -> None:
         if not _OBJECT_KIND.match(self.object_kind):

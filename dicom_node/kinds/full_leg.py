@@ -152,7 +152,10 @@ KIND = StudyKind(
     description="bilateral standing long-leg AP radiograph: HKA, mLDFA, mMPTA, CPAK of each leg",
     measurer_factory="dicom_node.kinds.full_leg:make_measurer",
     items=leg_items,
-    writers=(OutputWriter("SR", "sr.dcm", make_sr), OutputWriter("SC", "sc.dcm", make_sc)),
+    writers=(
+        OutputWriter("SR", "sr.dcm", make_sr, sent_first=True),
+        OutputWriter("SC", "sc.dcm", make_sc),
+    ),
     nothing_found="no leg found in the image",
     headline=("HKA", "mLDFA", "CPAK"),
 )

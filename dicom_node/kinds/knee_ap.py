@@ -106,7 +106,7 @@ KIND = StudyKind(
     measurer_factory="dicom_node.measurer:shipped_predictor",
     items=knee_items,
     writers=(
-        OutputWriter("SR", "sr.dcm", measurement_report),
+        OutputWriter("SR", "sr.dcm", measurement_report, sent_first=True),
         OutputWriter("SC", "sc.dcm", overlay_image),
         OutputWriter("GSPS", "pr.dcm", presentation_state, optional=True),
     ),

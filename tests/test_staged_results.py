@@ -1,0 +1,216 @@
+"""Results in two stages (issue 16): the SR is written, recorded and queued for delivery
+before the SC and GSPS are made; a node stopped in between makes them at its restart;
+a failure of the later objects leaves the SR standing and says so on the job."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from node_support import StoreSCP
+from pydicom import dcmread
+from reliability_support import HeaderTruthMeasurer, knee_case
+from sqlalchemy import select
+
+from dicom_node import kinds, pipeline
+from dicom_node.context import NodeContext
+from dicom_node.db import Delivery, Job, ReceivedInstance
+from dicom_node.db.migrate import upgrade
+from dicom_node.db.states import DeliveryState, InstanceState, JobState
+from dicom_node.queue import InProcessQueue
+from dicom_node.settings import Settings
+
+
+class Recording:
+    """A queue that records what it is given and runs nothing (the reports too)."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[int] = []
+        self.reports: list[tuple[int, Callable[[], object]]] = []
+
+    def submit_measurement(self, instance_id: int) -> None:
+        raise AssertionError("the pipeline does not queue measurements")
+
+    def submit_delivery(self, delivery_id: int, countdown_s: float = 0.0) -> None:
+        self.deliveries.append(delivery_id)
+
+    def submit_reports(self, job_id: int, make: Callable[[], object]) -> None:
+        self.reports.append((job_id, make))
+
+
+def _context(tmp_path: Path, queue: Any, port: int = 9, gsps: bool = True) -> NodeContext:
+    dests: list[dict[str, Any]] = [
+        {"name": "pacs", "ae_title": "PACS", "host": "127.0.0.1", "port": port}]
+    if gsps:
+        dests.append({"name": "viewer", "ae_title": "VIEWER", "host": "127.0.0.1",
+                      "port": port, "objects": ["GSPS"]})
+    s = Settings.model_validate({
+        "storage": {"data_dir": str(tmp_path / "var")},
+        "delivery": {"destinations": dests, "max_attempts": 1},
+    })
+    s.storage.spool.mkdir(parents=True, exist_ok=True)
+    upgrade(s.database_url)
+    return NodeContext.create(s, queue, HeaderTruthMeasurer())
+
+
+def _received(ctx: NodeContext, atfa_deg: float = 4.0) -> tuple[int, Path]:
+    ds = knee_case(atfa_deg)
+    path = ctx.settings.storage.spool / f"{ds.SOPInstanceUID}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with ctx.db.session() as s:
+        inst = ReceivedInstance(
+            calling_ae_title="MODALITY", peer_address="127.0.0.1",
+            sop_class_uid=str(ds.SOPClassUID), sop_instance_uid=str(ds.SOPInstanceUID),
+            transfer_syntax_uid=str(ds.file_meta.TransferSyntaxUID), kind="knee-ap",
+            state=InstanceState.QUEUED, spool_path=str(path),
+        )
+        s.add(inst)
+        s.flush()
+        return inst.id, path
+
+
+def _job(ctx: NodeContext, job_id: int) -> tuple[Job, list[Delivery]]:
+    with ctx.db.session() as s:
+        job = s.get_one(Job, job_id)
+        rows = list(s.scalars(select(Delivery).where(Delivery.job_id == job_id)
+                              .order_by(Delivery.id)))
+        return job, rows
+
+
+def test_the_sr_is_recorded_and_queued_before_the_other_objects_are_made(
+    tmp_path: Path,
+) -> None:
+    q = Recording()
+    ctx = _context(tmp_path, q)
+    instance_id, spool = _received(ctx)
+    job_id = pipeline.measure_instance(ctx, instance_id)
+
+    job, rows = _job(ctx, job_id)
+    assert job.state == JobState.DONE
+    assert [o.object_kind for o in job.outputs] == ["SR"]
+    assert job.pending_objects == ["SC", "GSPS"]
+    assert [(d.destination, d.object_kinds) for d in rows] == [("pacs", ["SR"])]
+    assert q.deliveries == [rows[0].id]
+    assert spool.is_file(), "the source stays until every object is written"
+    assert [j for j, _ in q.reports] == [job_id]
+
+    q.reports[0][1]()  # the reports lane's turn
+    job, rows = _job(ctx, job_id)
+    assert [o.object_kind for o in job.outputs] == ["SR", "SC", "GSPS"]
+    assert [o.position for o in job.outputs] == [0, 1, 2]
+    assert job.pending_objects is None
+    assert [(d.destination, d.object_kinds) for d in rows] == [
+        ("pacs", ["SR"]), ("pacs", ["SC"]), ("viewer", ["GSPS"])]
+    assert q.deliveries == [d.id for d in rows]
+    assert not spool.exists()
+    assert job.timings_ms is not None and job.timings_ms["pending_reports_ms"] > 0
+    for o in job.outputs:
+        assert dcmread(o.path).SOPInstanceUID == o.sop_instance_uid
+
+
+def test_each_delivery_sends_only_its_own_objects(tmp_path: Path) -> None:
+    pacs = StoreSCP()
+    pacs.start()
+    try:
+        q = Recording()
+        ctx = _context(tmp_path, q, port=pacs.port, gsps=False)
+        instance_id, _ = _received(ctx)
+        job_id = pipeline.measure_instance(ctx, instance_id)
+        assert pipeline.deliver(ctx, q.deliveries[0]).state == DeliveryState.DELIVERED
+        assert [str(d.Modality) for d in pacs.received] == ["SR"]
+        q.reports[0][1]()
+        assert pipeline.deliver(ctx, q.deliveries[1]).state == DeliveryState.DELIVERED
+        assert [str(d.Modality) for d in pacs.received] == ["SR", "OT"]
+        _, rows = _job(ctx, job_id)
+        assert [d.state for d in rows] == [DeliveryState.DELIVERED] * 2
+    finally:
+        pacs.stop()
+
+
+def test_a_node_stopped_between_the_stages_makes_the_rest_once_at_restart(
+    tmp_path: Path,
+) -> None:
+    q = Recording()
+    ctx = _context(tmp_path, q)
+    instance_id, spool = _received(ctx)
+    job_id = pipeline.measure_instance(ctx, instance_id)
+    q.reports.clear()  # the node stopped: the reports lane's work is lost with it
+
+    instances, deliveries = pipeline.pending_work(ctx)
+    assert instances == [instance_id]
+    assert deliveries == q.deliveries[:1]
+    again = Recording()
+    ctx2 = NodeContext.create(ctx.settings, again, HeaderTruthMeasurer())
+    assert pipeline.measure_instance(ctx2, instance_id) == job_id  # not measured as new
+
+    with ctx.db.session() as s:
+        assert len(s.scalars(select(Job).where(Job.instance_id == instance_id)).all()) == 1
+    job, rows = _job(ctx, job_id)
+    assert [o.object_kind for o in job.outputs] == ["SR", "SC", "GSPS"]
+    assert job.pending_objects is None and not spool.exists()
+    assert [d.object_kinds for d in rows] == [["SR"], ["SC"], ["GSPS"]]
+    # the SR was not made again; its delivery (never tried) is queued again, the rest once
+    assert again.deliveries == [rows[0].id, rows[1].id, rows[2].id]
+    assert pipeline.pending_work(ctx)[0] == []
+
+
+def test_later_objects_that_fail_leave_the_sr_and_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kind = kinds.get("knee-ap")
+
+    def broken(*_: object) -> object:
+        raise RuntimeError("the overlay font is missing")
+
+    writers = tuple(
+        kinds.OutputWriter(w.object_kind, w.file_name, broken, w.optional, w.sent_first)
+        if w.object_kind == "SC" else w
+        for w in kind.writers
+    )
+    monkeypatch.setitem(kinds._REGISTRY, kind.name,
+                        kinds.StudyKind(**{**kind.__dict__, "writers": writers}))
+    q = Recording()
+    ctx = _context(tmp_path, q, gsps=False)
+    instance_id, spool = _received(ctx)
+    job_id = pipeline.measure_instance(ctx, instance_id)
+    q.reports[0][1]()
+    job, rows = _job(ctx, job_id)
+    assert job.state == JobState.DONE
+    assert [o.object_kind for o in job.outputs] == ["SR"]
+    assert job.pending_objects is None, "not tried again"
+    assert job.warnings == ["SC not made: RuntimeError: the overlay font is missing"]
+    assert [d.object_kinds for d in rows] == [["SR"]]
+    assert not spool.exists()
+
+
+def test_the_reports_lane_runs_beside_the_measurements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    measuring = threading.Event()
+    seen: list[str] = []
+
+    def measure(ctx: NodeContext, instance_id: int) -> int:
+        measuring.set()
+        seen.append(f"measure {instance_id}")
+        return instance_id
+
+    monkeypatch.setattr(pipeline, "measure_instance", measure)
+    q = InProcessQueue()
+    q.bind(_context(tmp_path, q))
+    q.start()
+    try:
+        def reports() -> None:  # holds its lane until a measurement has run
+            assert measuring.wait(10), "the measurement waited behind the reports"
+            seen.append("reports 1")
+
+        q.submit_reports(1, reports)
+        q.submit_measurement(2)
+        assert q.wait_idle(20)
+        assert seen == ["measure 2", "reports 1"]
+        threads = {t.name for t in threading.enumerate()}
+        assert "knee-node-reports" in threads
+    finally:
+        q.stop()
