@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
     from dicom_node.context import NodeContext
     from dicom_node.kinds import MeasuredItem, ResultValue, StudyKind
+    from dicom_node.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,12 @@ def _read_source(path: str | None) -> object:
     return ds
 
 
-def _save(ctx: NodeContext, folder: Path, name: str, ds: object) -> Path:
+def _save(settings: Settings, folder: Path, name: str, ds: object) -> Path:
     return write_durably(
         folder,
         name,
         lambda fh: ds.save_as(fh, enforce_file_format=True),  # type: ignore[attr-defined]
-        modes=ctx.settings.storage.modes,
+        modes=settings.storage.modes,
     )
 
 
@@ -141,7 +142,7 @@ def measure_instance(ctx: NodeContext, instance_id: int) -> int:
             w.object_kind for w in planned
         ]
         pending = [w.object_kind for w in planned if w.object_kind not in first]
-        outputs = _write_objects(ctx, job_id, ds, measurements, kind.name, first)
+        outputs = _write_objects(ctx.settings, job_id, ds, measurements, kind.name, first)
         t_reports = time.perf_counter()
     except Exception as exc:  # noqa: BLE001 -- recorded, then raised again sanitised
         # the row and the log hold the sanitised message only: never a patient value,
@@ -235,7 +236,7 @@ def _open_job(ctx: NodeContext, instance_id: int) -> _Opened | int:
 
 
 def _write_objects(
-    ctx: NodeContext,
+    settings: Settings,
     job_id: int,
     ds: object,
     measurements: Sequence[object],
@@ -244,12 +245,27 @@ def _write_objects(
 ) -> list[tuple[str, Path, str]]:
     """Make the objects ``only`` names, write each durably in the job's results folder:
     (object kind, path, SOP Instance UID) of each."""
-    folder = ctx.settings.storage.results.resolve() / f"job-{job_id:06d}"  # absolute paths
-    made = make_results(ctx.settings, ds, measurements, kind_name, only=only)  # type: ignore[arg-type]
+    folder = settings.storage.results.resolve() / f"job-{job_id:06d}"  # absolute paths
+    made = make_results(settings, ds, measurements, kind_name, only=only)  # type: ignore[arg-type]
     return [
-        (w.object_kind, _save(ctx, folder, w.file_name, obj), str(obj.SOPInstanceUID))
+        (w.object_kind, _save(settings, folder, w.file_name, obj), str(obj.SOPInstanceUID))
         for w, obj in made.objects
     ]
+
+
+def write_objects_from_spool(
+    settings: Settings,
+    job_id: int,
+    spool_path: str | None,
+    measurements: Sequence[object],
+    kind_name: str,
+    only: Sequence[str],
+) -> list[tuple[str, Path, str]]:
+    """:func:`_write_objects` from the spooled source, read and cleaned as the job read
+    it: what the report process (:mod:`dicom_node.report_process`) runs."""
+    ds = _read_source(spool_path)
+    clean_source_attributes(ds)  # type: ignore[arg-type]
+    return _write_objects(settings, job_id, ds, measurements, kind_name, only)
 
 
 def _record_outputs(
@@ -305,11 +321,22 @@ def make_pending_objects(
     with ctx.db.session() as s:
         job = s.get_one(Job, job_id)
         pending, kind_name = list(job.pending_objects or []), job.kind or kinds.DEFAULT_KIND
+        spool_path = job.instance.spool_path
     if not pending:
         return []
     kind = kinds.get(kind_name)
+    apart = getattr(ctx.queue, "report_process", None)
+    outputs = None
+    if apart is not None:
+        try:
+            outputs = apart.submit(write_objects_from_spool, ctx.settings, job_id, spool_path,
+                                   measurements, kind.name, pending).result()
+        except Exception as exc:  # noqa: BLE001 -- made here instead, as without the child
+            log.warning("job %d: the report process failed (%s); making %s here",
+                        job_id, type(exc).__name__, ", ".join(pending))
     try:
-        outputs = _write_objects(ctx, job_id, ds, measurements, kind.name, pending)
+        if outputs is None:
+            outputs = _write_objects(ctx.settings, job_id, ds, measurements, kind.name, pending)
     except Exception as exc:  # noqa: BLE001 -- recorded on the job; its SR stands
         _fail_pending(ctx, job_id, exc, phi)
         return []

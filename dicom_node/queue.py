@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from dicom_node.context import NodeContext
+    from dicom_node.report_process import ReportProcess
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,8 @@ class InProcessQueue:
     measurements, so in a burst each result goes back as soon as it is made, and a PACS
     that is slow to answer (or the DIMSE timeout of one that is down) holds up no
     measurement. The reports lane makes each job's objects after its SR (the SC, the
-    GSPS) while the worker measures the next image. Within a lane, first come first
-    served.
+    GSPS) while the worker measures the next image, in a child process of lower priority
+    (:mod:`dicom_node.report_process`). Within a lane, first come first served.
 
     Before its first task the measurement thread sets torch's threads once
     (:func:`dicom_node.measurer.worker_threads`): ``model.num_threads``, else all CPUs
@@ -77,6 +78,8 @@ class InProcessQueue:
             for lane in self.LANES
         }
         self._ctx: NodeContext | None = None
+        #: where the reports lane makes the objects (started with the lanes)
+        self.report_process: ReportProcess | None = None
         self._threads: list[threading.Thread] = []
         self._timers: set[threading.Timer] = set()
         self._lock = threading.Lock()
@@ -96,6 +99,9 @@ class InProcessQueue:
         """Start one thread per lane."""
         if self._ctx is None:
             raise RuntimeError("bind(ctx) before start()")
+        from dicom_node.report_process import ReportProcess
+
+        self.report_process = ReportProcess()
         for lane, name in self.LANES.items():
             t = threading.Thread(target=self._run, args=(lane,), name=name, daemon=True)
             t.start()
@@ -112,6 +118,9 @@ class InProcessQueue:
         for t in self._threads:
             t.join(timeout)
         self._threads = []
+        if self.report_process is not None:
+            self.report_process.shutdown()
+            self.report_process = None
 
     def qsize(self) -> int:
         """Tasks waiting in all lanes (not counting running or scheduled ones)."""

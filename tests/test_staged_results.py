@@ -214,3 +214,57 @@ def test_the_reports_lane_runs_beside_the_measurements(
         assert "knee-node-reports" in threads
     finally:
         q.stop()
+
+
+def _pid_and_nice() -> tuple[int, int]:
+    import os
+
+    return os.getpid(), os.nice(0)
+
+
+def test_the_report_process_is_another_process_of_lower_priority() -> None:
+    import os
+
+    from dicom_node.report_process import NICE, ReportProcess
+
+    apart = ReportProcess(warm=False)
+    try:
+        pid, nice = apart.submit(_pid_and_nice).result(timeout=60)
+    finally:
+        apart.shutdown()
+    assert pid != os.getpid()
+    assert nice == min(os.nice(0) + NICE, 19)
+
+
+@pytest.mark.network
+def test_a_node_makes_the_sc_in_its_report_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from pynetdicom import AE
+
+    from dicom_node.node import KneeNode
+
+    caplog.set_level(logging.INFO)
+    pacs = StoreSCP()
+    pacs.start()
+    try:
+        ctx = _context(tmp_path, Recording(), port=pacs.port, gsps=False)
+        ds = knee_case(-3.0)
+        with KneeNode(ctx.settings, measurer=HeaderTruthMeasurer(), port=0) as node:
+            ae = AE(ae_title="MODALITY")
+            ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+            assoc = ae.associate("127.0.0.1", node.port, ae_title="KNEE_NODE")
+            assert assoc.send_c_store(ds).Status == 0x0000
+            assoc.release()
+            assert node.wait_idle(60)
+            got = pacs.wait_for(2, 20)
+        assert [str(d.Modality) for d in got] == ["SR", "OT"], "the SR first"
+        assert "report process failed" not in caplog.text, "made in the child, not here"
+        with ctx.db.session() as s:
+            job = s.scalars(select(Job)).one()
+            assert [o.object_kind for o in job.outputs] == ["SR", "SC"]
+            assert job.pending_objects is None
+    finally:
+        pacs.stop()

@@ -1,0 +1,86 @@
+"""The process that makes a job's objects after its SR (the SC, the GSPS) for the
+in-process queue.
+
+Drawing and encoding the overlay is Python and numpy work, and part of it (the JPEG-LS
+encoder) holds the GIL. In ``serve``'s own process it would take the GIL from the
+listener receiving the next study, from the delivery sending this one's SR and from the
+model's Python between its layers. So it runs in one child process, started with
+``spawn`` (never ``fork`` from a process with torch's threads) and at a lower CPU
+priority (``nice`` +10): on a 2-core machine the listener and the deliveries come first,
+and the child takes what they leave.
+
+The child reads the source from the spool itself (it stays there until every object is
+written) and writes the objects durably, as the job would; only the settings, the
+measurements and the file paths cross the process boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+
+log = logging.getLogger(__name__)
+
+#: Added to the child's nice value: below the listener, the deliveries and the model.
+NICE = 10
+
+
+def _child_init() -> None:
+    with contextlib.suppress(OSError):  # not allowed here: the same priority as the node
+        os.nice(NICE)
+    from dicom_node import kinds
+
+    kinds.registry()  # the kinds' modules, once
+
+
+def _warm() -> bool:
+    """Import what the objects are built with, so the first job does not wait for it."""
+    import highdicom  # noqa: F401
+    import PIL.ImageDraw  # noqa: F401
+
+    from dicom_node.reports import overlay, presentation_state, secondary_capture  # noqa: F401
+
+    return True
+
+
+class ReportProcess:
+    """One child process making objects; :meth:`submit` runs a picklable function there.
+
+    Parameters
+    ----------
+    warm
+        Start the child now and import the report builders in it (not waited for).
+    """
+
+    def __init__(self, warm: bool = True) -> None:
+        self._pool = self._new_pool()
+        if warm:
+            self._pool.submit(_warm)
+
+    @staticmethod
+    def _new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_child_init,
+        )
+
+    def submit(self, fn: object, *args: object) -> Future[object]:
+        """``fn(*args)`` in the child; a child that died is replaced first."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._pool.submit(fn, *args)  # type: ignore[arg-type]
+        except BrokenProcessPool:
+            log.warning("the report process had stopped: starting a new one")
+            self._pool = self._new_pool()
+            return self._pool.submit(fn, *args)  # type: ignore[arg-type]
+
+    def shutdown(self) -> None:
+        """Let the child finish what it is doing, then stop it."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+__all__ = ["NICE", "ReportProcess"]
