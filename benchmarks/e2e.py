@@ -34,6 +34,10 @@ JOB_STAGES = ("read_ms", "model_preprocess", "model_global", "model_local", "rep
 TOTAL_KEYS = frozenset({"total_ms", "model_total"})
 #: Object kinds the benchmark's destination asks for: all of a knee study's.
 OBJECTS = ("SR", "SC", "GSPS")
+#: Their modalities, as they arrive at the destination.
+KNEE_MODALITIES = ("SR", "OT", "PR")
+#: A full-leg study's objects: its SR and SC.
+FULL_LEG_MODALITIES = ("SR", "OT")
 #: The result objects the limit figure sends again (``benchmarks.limit``).
 RESULT_OBJECTS = ("SR", "SC")
 #: SOP Class UID prefix of the secondary captures (single- and multi-frame).
@@ -182,6 +186,7 @@ def measure_config(
     workers: int = 0, sections: dict[str, dict[str, Any]] | None = None,
     timeout_s: float = 900.0, keep_results: Path | None = None,
     job_stages: tuple[str, ...] | None = JOB_STAGES,
+    modalities: tuple[str, ...] = KNEE_MODALITIES,
 ) -> dict[str, Any]:
     """Warm up, then ``one_at_a_time`` studies one by one, then ``burst`` pushed at once.
 
@@ -201,6 +206,10 @@ def measure_config(
         sends them again); their paths go to ``result_objects``.
     job_stages
         Job timing keys reported as the job's parts (None: every key but the totals).
+    modalities
+        The objects of a study ("SR", "OT" for the SC, "PR" for the GSPS): one at a time,
+        the next study is sent once all of them arrived (the SR comes first, the others
+        after it), so no study's work overlaps the next one's; latency is to the SR.
     """
     warm = max(1, workers)
     need = warm + one_at_a_time + burst
@@ -223,6 +232,7 @@ def measure_config(
             uids = [str(d.StudyInstanceUID) for d in warmup]
             if not dest.wait_sr(uids, timeout_s):
                 raise BenchmarkError(f"{name}: no SR for the warm-up study\n{node.log_tail()}")
+            dest.wait_arrivals(uids, modalities, timeout_s)
             result["warmup_seconds"] = round(max(dest.arrivals[u]["SR"] for u in uids) - t0, 2)
             pos = warm
             if one_at_a_time:
@@ -233,6 +243,9 @@ def measure_config(
                     uid = str(ds.StudyInstanceUID)
                     if not dest.wait_sr([uid], timeout_s):
                         raise BenchmarkError(f"{name}: no SR in {timeout_s} s\n{node.log_tail()}")
+                    if not dest.wait_arrivals([uid], modalities, timeout_s):
+                        raise BenchmarkError(f"{name}: not every object of a study arrived "
+                                             f"({', '.join(modalities)})\n{node.log_tail()}")
                     uids.append(uid)
                 lat = _latencies(dest, sender, uids)
                 pos += one_at_a_time
@@ -256,6 +269,7 @@ def measure_config(
                                          f"{node.log_tail()}")
                 lat = _latencies(dest, sender, uids)
                 t_last = max(dest.arrivals[u]["SR"] for u in uids)
+                dest.wait_arrivals(uids, modalities, timeout_s)  # the rows' later timings
                 result["burst"] = {
                     "studies": len(lat), "p50_s": _pct(lat, 50), "p95_s": _pct(lat, 95),
                     "max_s": round(max(lat), 3),

@@ -78,7 +78,7 @@ def run_full_leg_e2e(sources: list[Path], work: Path, studies: int,
     model_images
         Studies of ``sources`` the limit's model part times.
     """
-    from benchmarks.e2e import load_datasets, measure_config
+    from benchmarks.e2e import FULL_LEG_MODALITIES, load_datasets, measure_config
     from benchmarks.limit import measure_limit, ratio_to_limit
 
     if studies < 1:
@@ -88,7 +88,8 @@ def run_full_leg_e2e(sources: list[Path], work: Path, studies: int,
     files = replicate(sources, work / "e2e_full_leg", 1 + studies, "leg")
     cfg = measure_config(EMBEDDED, work / "run_full_leg", load_datasets(files),
                          one_at_a_time=studies, burst=0,
-                         keep_results=work / "full_leg_results", job_stages=None)
+                         keep_results=work / "full_leg_results", job_stages=None,
+                         modalities=FULL_LEG_MODALITIES)
     results = [Path(p) for p in cfg["result_objects"].values()]
     limit = measure_limit("full-leg", files[1], results, work / "limit_full_leg",
                           model_files=sources[:max(1, model_images)])

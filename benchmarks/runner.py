@@ -155,6 +155,8 @@ def run_e2e(opts: BenchOptions, sources: list[Path], work: Path) -> dict[str, An
                       "clock)",
                       "each study is one DX instance; the burst is pushed in one association, "
                       "back to back",
+                      "one at a time: the next study is sent once every object of the last "
+                      "one (SR, SC, GSPS) arrived, so no two studies' work overlaps",
                       "warm-up studies (model load) are sent and answered first, not counted",
                       "job = job started to its SR written and recorded; job part "
                       "pending_reports = the SC and GSPS, made after the SR is queued for "

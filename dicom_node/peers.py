@@ -155,9 +155,16 @@ class StandInPacs:
 
     def wait_sr(self, study_uids: list[str], timeout_s: float) -> bool:
         """Wait until an SR of every study arrived; False on timeout."""
+        return self.wait_arrivals(study_uids, ("SR",), timeout_s)
+
+    def wait_arrivals(self, study_uids: list[str], modalities: Sequence[str],
+                      timeout_s: float) -> bool:
+        """Wait until an object of each of ``modalities`` ("SR", "OT", "PR") arrived for
+        every study; False on timeout."""
         with self.event:
             return self.event.wait_for(
-                lambda: all("SR" in self.arrivals.get(u, {}) for u in study_uids), timeout_s
+                lambda: all(set(modalities) <= set(self.arrivals.get(u, {}))
+                            for u in study_uids), timeout_s
             )
 
     def destination(self, name: str = "pacs") -> dict[str, Any]:
