@@ -307,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="QualityLimits.second_look_presence (default: the predictor's)")
     ap.add_argument("--landmark-weights", type=Path, default=None,
                     help="per-joint landmark weights (default: the shipped ones)")
+    ap.add_argument("--crop-average", choices=("on", "off"), default=None,
+                    help="FullLegPredictor.crop_average (default: the predictor's)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--data", type=Path, default=None,
                     help="measure the full_leg_*.dcm + .json of this folder instead of seeds")
@@ -331,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         from dataclasses import replace
 
         pred.limits = replace(pred.limits, second_look_presence=a.second_look)
+    if a.crop_average is not None:
+        pred.crop_average = a.crop_average == "on"
     source: range | list[Path] = (range(a.seed, a.seed + a.n) if a.data is None
                                   else _folder_instances(a.data))
     r = evaluate(pred, source, a.max_rows, a.oracle_roi)
@@ -345,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
                       (("roi", a.roi_weights), ("landmark", a.landmark_weights)) if v)
     if a.second_look is not None:
         weights += f" --second-look {a.second_look:g}"
+    if a.crop_average is not None:
+        weights += f" --crop-average {a.crop_average}"
     cmd = (f"python -m training.leg_node_evaluate --n {a.n} --seed {a.seed} --max-rows "
            f"{a.max_rows} --threads {a.threads}{' --latency' if a.latency else ''}"
            f"{' --oracle-roi' if a.oracle_roi else ''}{weights} --out {a.out}")

@@ -337,7 +337,7 @@ class FullLegPredictor:
     def __init__(self, roi: RoiDetector, method: LegLandmarkMethod, model_info: ModelInfo,
                  device: str | torch.device = "cpu", passes: int = 2,
                  limits: QualityLimits = QualityLimits(), min_aspect: float = 1.6,
-                 min_height_mm: float = 650.0) -> None:
+                 min_height_mm: float = 650.0, crop_average: bool = False) -> None:
         if not isinstance(roi, RoiDetector):
             raise FullLegPredictorError(f"roi must be a RoiDetector, got {type(roi).__name__}")
         if not isinstance(method, LegLandmarkMethod):
@@ -362,6 +362,11 @@ class FullLegPredictor:
         self.limits = limits
         self.min_aspect = float(min_aspect)
         self.min_height_mm = float(min_height_mm)
+        if not isinstance(crop_average, bool):
+            raise FullLegPredictorError(f"crop_average must be a bool, got {crop_average!r}")
+        #: Each joint's landmarks are the mean of its centred crop and the two crops the
+        #: shift test moves (test-time augmentation at no extra forward pass).
+        self.crop_average = crop_average
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -489,6 +494,15 @@ class FullLegPredictor:
         landmarks of the distance between the two shifted predictions, in mm (empty when the
         test is off).
         """
+        shifted = self.shifted_crops(image, found, mm_per_px)
+        return {k: float(np.median(np.hypot(*(plus - minus).T))) * mm_per_px
+                for k, (plus, minus) in shifted.items()}
+
+    def shifted_crops(self, image: npt.NDArray[np.float32],
+                      found: dict[tuple[str, str], FloatArray], mm_per_px: float
+                      ) -> dict[tuple[str, str], tuple[FloatArray, FloatArray]]:
+        """Each joint's landmarks predicted again with its crop moved by ``+s`` and ``-s``
+        mm along both axes (:attr:`QualityLimits.shift_test_mm`; empty when it is 0)."""
         s_mm = self.limits.shift_test_mm
         if s_mm <= 0 or not found:
             return {}
@@ -500,8 +514,7 @@ class FullLegPredictor:
         step = np.array([s_mm, s_mm]) / mm_per_px
         plus = self._crops(image, {k: c + step for k, c in centres.items()}, mm_per_px)
         minus = self._crops(image, {k: c - step for k, c in centres.items()}, mm_per_px)
-        return {k: float(np.median(np.hypot(*(plus[k] - minus[k]).T))) * mm_per_px
-                for k in centres}
+        return {k: (plus[k], minus[k]) for k in centres}
 
     def predict(self, px: RadiographPixels
                 ) -> tuple[RoiResult, dict[str, FloatArray], dict[str, list[str]], float, str,
@@ -577,7 +590,12 @@ class FullLegPredictor:
             if key not in second and d > self.limits.recentre_mm:
                 notes[key[0]].append(f"{key[1]} landmarks {d:.0f} mm from the ROI centre")
         shift: dict[str, dict[str, float]] = {"R": {}, "L": {}}
-        for (side, joint), d in self.shift_test(image, found, mm_per_px).items():
+        shifted = self.shifted_crops(image, found, mm_per_px)
+        if self.crop_average:
+            found = {k: (pts + shifted[k][0] + shifted[k][1]) / 3 if k in shifted else pts
+                     for k, pts in found.items()}
+        for (side, joint), (plus, minus) in shifted.items():
+            d = float(np.median(np.hypot(*(plus - minus).T))) * mm_per_px
             shift[side][joint] = round(d, 3)
             if (side, joint) in second:
                 if not self._second_look_holds(d, moved[(side, joint)]):
