@@ -20,20 +20,37 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
 #: Added to the child's nice value: below the listener, the deliveries and the model.
 NICE = 10
+#: How often (s) the child checks that the node is still there.
+WATCH_S = 0.5
 
 
-def _child_init() -> None:
+def _child_init(node_pid: int) -> None:
     with contextlib.suppress(OSError):  # not allowed here: the same priority as the node
         os.nice(NICE)
+    # the node's stdout is not the child's: a pipe reading it ends when the node does
+    with contextlib.suppress(OSError), open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 1)
+    threading.Thread(target=_exit_with, args=(node_pid,), name="parent-watch",
+                     daemon=True).start()
     from dicom_node import kinds
 
     kinds.registry()  # the kinds' modules, once
+
+
+def _exit_with(parent: int) -> None:
+    """Exit as soon as the node that started the child is gone (killed with ``-9``, or
+    stopped before it could stop the child): never an orphan holding its pipes."""
+    while os.getppid() == parent:
+        time.sleep(WATCH_S)
+    os._exit(0)
 
 
 def _warm() -> bool:
@@ -64,7 +81,7 @@ class ReportProcess:
     def _new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_child_init,
+            initializer=_child_init, initargs=(os.getpid(),),
         )
 
     def submit(self, fn: object, *args: object) -> Future[object]:

@@ -268,3 +268,39 @@ def test_a_node_makes_the_sc_in_its_report_process(
             assert job.pending_objects is None
     finally:
         pacs.stop()
+
+
+def test_the_report_process_does_not_outlive_a_node_killed_with_9(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys, time\n"
+        "from dicom_node.report_process import ReportProcess\n"
+        "p = ReportProcess(warm=False)\n"
+        "print(p.submit(os.getpid).result(timeout=60), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    node = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        child = int(node.stdout.readline())
+        os.kill(node.pid, signal.SIGKILL)
+        node.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(child, signal.SIGKILL)
+            raise AssertionError("the report process outlived the node")
+        assert node.stdout.read() == "", "the pipe ends: nothing holds it"
+    finally:
+        if node.poll() is None:
+            node.kill()

@@ -120,8 +120,13 @@ def _measure(pts: FloatArray, mm_per_px: float) -> dict[str, float]:
 
 
 def evaluate(data: Path, methods: dict[str, LegLandmarkMethod], jitter_mm: float = 10.0,
-             limit: int | None = None) -> dict[str, Any]:
+             limit: int | None = None, crop_average_mm: float = 0.0) -> dict[str, Any]:
     """Run every method on every leg of ``data``; return the per-method figures.
+
+    With ``crop_average_mm`` > 0, each method that is not a mask method is also reported
+    as ``NAME+avg``: the mean of its points on the crop and on two crops moved by
+    ``+-crop_average_mm`` along both axes, as the full-leg predictor's ``crop_average``
+    (whose moved crops are its shift test's).
 
     Raises
     ------
@@ -140,6 +145,8 @@ def evaluate(data: Path, methods: dict[str, LegLandmarkMethod], jitter_mm: float
         if isinstance(m, _MaskMethod):
             for ext in ("M1", "M2", "M3", "M4", "M5"):
                 variants[f"{name}:{ext}"] = (name, ext)
+        elif crop_average_mm > 0:
+            variants[f"{name}+avg"] = (name, AVERAGE)
     rec: dict[str, dict[str, Any]] = {
         v: {"err": {r: [] for r in lm.TABLE_A_ROWS}, "pred": {k: [] for k in TRUTH_KEYS},
             "cpak": [], "fp": 0, "complete": 0, "flagged": 0} for v in variants}
@@ -177,13 +184,24 @@ def evaluate(data: Path, methods: dict[str, LegLandmarkMethod], jitter_mm: float
                     raw = method.predict(method.preprocess(crop, side))
                     seconds[name] += time.perf_counter() - t0
                     for v, (base, ext) in variants.items():
-                        if base != name:
+                        if base != name or ext == AVERAGE:
                             continue
                         p = method.postprocess(raw, joint, side) if ext is None else \
                             _postprocess_with(method, raw, joint, side, ext)
                         rec[v]["fp"] += int(np.sum(p.candidates > 1))
                         for n, q in zip(p.names, p.points, strict=True):
                             found[v][n] = np.array([x0, y0]) + q * side_px / size
+                    if f"{name}+avg" in variants:
+                        moved = [found[name]]
+                        for sign in (1.0, -1.0):
+                            d = sign * crop_average_mm / mm_per_px
+                            c2 = cut_region(inst.pixels, x0 + d, y0 + d, side_px, size)
+                            p = method.postprocess(method.predict(method.preprocess(c2, side)),
+                                                   joint, side)
+                            moved.append({n: np.array([x0 + d, y0 + d]) + q * side_px / size
+                                          for n, q in zip(p.names, p.points, strict=True)})
+                        for n in p.names:
+                            found[f"{name}+avg"][n] = np.mean([m[n] for m in moved], axis=0)
             for v in variants:
                 pts = _leg_points(found[v]) if not joint_missing else \
                     np.full((leg.N_CORE, 2), np.nan)
@@ -200,6 +218,10 @@ def evaluate(data: Path, methods: dict[str, LegLandmarkMethod], jitter_mm: float
                 rec[v]["cpak"].append(geo.cpak_class(meas["aHKA"], meas["JLO"]) if complete
                                       else 0)
     return _summarise(rec, true_m, true_cpak, n_legs, seconds, len(files), jitter_mm, data)
+
+
+#: Variant marker: the method's points averaged over moved crops (``crop_average_mm``).
+AVERAGE = "avg"
 
 
 def _postprocess_with(method: LegLandmarkMethod, raw: Any, joint: str, side: str, ext: str
@@ -328,6 +350,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("docs/results"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--crop-average-mm", type=float, default=0.0,
+                    help="also report NAME+avg: points averaged over the crop and two crops "
+                         "moved this far (mm, both axes), as the predictor's crop_average")
     a = ap.parse_args(argv)
     import torch
 
@@ -338,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise EvaluationError(f"--method must be NAME=PATH, got {spec!r}")
         name, path = spec.split("=", 1)
         methods[name] = load_method(path)
-    res = evaluate(a.data, methods, a.jitter_mm, a.limit)
+    res = evaluate(a.data, methods, a.jitter_mm, a.limit, a.crop_average_mm)
     command = "python -m training.leg_evaluate " + " ".join(argv if argv is not None else
                                                             __import__("sys").argv[1:])
     res["command"] = command
