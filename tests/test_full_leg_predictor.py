@@ -266,3 +266,33 @@ def test_second_look_does_not_guess_a_cut_off_hip(
     assert not right.measured, right.flag_reasons
     assert any("second look did not confirm" in r for r in right.flag_reasons), \
         right.flag_reasons
+
+
+def test_crop_average_is_the_mean_of_the_centred_and_moved_crops(
+    predictor: FullLegPredictor, instance: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inference.leg import landmarks as leg
+    from inference.leg_models import JOINT_LANDMARKS
+
+    px = predictor.preprocess(instance.dataset)  # type: ignore[attr-defined]
+    d = np.array([3.0, -2.0])
+
+    def moved(self: FullLegPredictor, image: object, found: dict, mm_per_px: float) -> dict:
+        return {k: (p + d, p + d) for k, p in found.items()}  # both moved crops read p + d
+
+    monkeypatch.setattr(FullLegPredictor, "shifted_crops", moved)
+    out = {}
+    for average in (False, True):
+        p = FullLegPredictor(predictor.roi, predictor.method, predictor.model_info,
+                             crop_average=average)
+        out[average] = p.predict(px)[1]
+    assert FullLegPredictor(predictor.roi, predictor.method, predictor.model_info).crop_average
+    for side in ("R", "L"):
+        for joint in ("hip", "knee", "ankle"):
+            for name in JOINT_LANDMARKS[joint]:
+                i = leg.idx(name)
+                np.testing.assert_allclose(out[True][side][i] - out[False][side][i],
+                                           2 * d / 3, atol=1e-6)
+    with pytest.raises(FullLegPredictorError, match="crop_average"):
+        FullLegPredictor(predictor.roi, predictor.method, predictor.model_info,
+                         crop_average=1)  # type: ignore[arg-type]

@@ -61,11 +61,15 @@ def register(app: typer.Typer) -> None:
         jitter_mm: float = typer.Option(10.0, help="ROI centre jitter round the true joint."),
         limit: int | None = typer.Option(None, help="Only the first N instances."),
         out: Path = typer.Option(Path("docs/results"), help="Where full_leg_eval.* go."),
+        crop_average_mm: float = typer.Option(
+            0.0, help="Also report NAME+avg: points averaged over the crop and two crops "
+            "moved this far (mm), as the full-leg predictor's crop_average (it uses 8)."),
     ) -> None:
         """Full-leg landmark methods on a hold-out, in the tables of papers 001/003."""
         from training.leg_evaluate import main as leg_main
 
-        argv = ["--data", str(data), "--jitter-mm", str(jitter_mm), "--out", str(out)]
+        argv = ["--data", str(data), "--jitter-mm", str(jitter_mm), "--out", str(out),
+                "--crop-average-mm", str(crop_average_mm)]
         argv += [a for m in method for a in ("--method", m)]
         leg_main(argv + (["--limit", str(limit)] if limit else []))
 

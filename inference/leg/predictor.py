@@ -337,7 +337,7 @@ class FullLegPredictor:
     def __init__(self, roi: RoiDetector, method: LegLandmarkMethod, model_info: ModelInfo,
                  device: str | torch.device = "cpu", passes: int = 2,
                  limits: QualityLimits = QualityLimits(), min_aspect: float = 1.6,
-                 min_height_mm: float = 650.0, crop_average: bool = False) -> None:
+                 min_height_mm: float = 650.0, crop_average: bool = True) -> None:
         if not isinstance(roi, RoiDetector):
             raise FullLegPredictorError(f"roi must be a RoiDetector, got {type(roi).__name__}")
         if not isinstance(method, LegLandmarkMethod):
