@@ -46,6 +46,7 @@ from dicom_node.errors import (
     KneeNodeError,
     MeasurementFailedError,
 )
+from dicom_node.report_process import ReportProcessError
 from dicom_node.reports.source_attributes import (
     clean_source_attributes,
     patient_values,
@@ -325,15 +326,24 @@ def make_pending_objects(
     if not pending:
         return []
     kind = kinds.get(kind_name)
+    planned = {w.object_kind for w in planned_writers(ctx.settings, kind.name)}
+    dropped = [k for k in pending if k not in planned]  # no destination takes it any more
+    pending = [k for k in pending if k in planned]
+    if dropped:
+        log.warning("job %d: %s no longer wanted by any destination, not made",
+                    job_id, ", ".join(dropped))
     apart = getattr(ctx.queue, "report_process", None)
     outputs = None
-    if apart is not None:
-        try:
-            outputs = apart.submit(write_objects_from_spool, ctx.settings, job_id, spool_path,
-                                   measurements, kind.name, pending).result()
-        except Exception as exc:  # noqa: BLE001 -- made here instead, as without the child
-            log.warning("job %d: the report process failed (%s); making %s here",
-                        job_id, type(exc).__name__, ", ".join(pending))
+    try:
+        if apart is not None and pending:
+            outputs = apart.make(write_objects_from_spool, ctx.settings, job_id, spool_path,
+                                 measurements, kind.name, pending)
+    except ReportProcessError as exc:  # the child crashed or hung: never retried here
+        _fail_pending(ctx, job_id, exc, phi)
+        return []
+    except Exception as exc:  # noqa: BLE001 -- the builder's own error: tried here once
+        log.warning("job %d: the report process failed (%s); making %s here",
+                    job_id, type(exc).__name__, ", ".join(pending))
     try:
         if outputs is None:
             outputs = _write_objects(ctx.settings, job_id, ds, measurements, kind.name, pending)
@@ -358,13 +368,19 @@ def _remake_pending_objects(ctx: NodeContext, job_id: int) -> None:
     with ctx.db.session() as s:
         job = s.get_one(Job, job_id)
         spool_path, kind_name = job.instance.spool_path, job.kind or kinds.DEFAULT_KIND
+        version = job.model_version
     log.info("job %d: making %s after a restart", job_id, "the objects it lacks")
     phi: set[str] = set()
     try:
         ds = _read_source(spool_path)
         phi = patient_values(ds)  # type: ignore[arg-type]
         clean_source_attributes(ds)  # type: ignore[arg-type]
-        measurements = list(ctx.measurer(kind_name).measure(ds))  # type: ignore[arg-type]
+        measurer = ctx.measurer(kind_name)
+        if measurer.model_info.version != version:  # the SC would not show the SR's values
+            raise ConfigError(
+                f"the model changed since the SR was made ({version} -> "
+                f"{measurer.model_info.version}): send the job again with knee-node resend")
+        measurements = list(measurer.measure(ds))  # type: ignore[arg-type]
         if not measurements:
             raise InputImageError(kinds.get(kind_name).nothing_found)
     except Exception as exc:  # noqa: BLE001 -- the objects cannot be made: said on the job
@@ -559,8 +575,15 @@ def pending_work(ctx: NodeContext) -> tuple[list[int], list[int]]:
             select(Job.instance_id).where(Job.state.in_(FINISHED_JOB_STATES),
                                           Job.pending_objects.is_not(None))
         ).all()
+        unwritten_jobs = select(Job.id).where(Job.state.in_(FINISHED_JOB_STATES),
+                                              Job.pending_objects.is_not(None))
         deliveries = s.scalars(
-            select(Delivery.id).where(Delivery.state.in_(UNFINISHED_DELIVERY_STATES))
+            select(Delivery.id).where(
+                Delivery.state.in_(UNFINISHED_DELIVERY_STATES),
+                # the measurement of such a job's instance queues those never tried
+                ~(Delivery.job_id.in_(unwritten_jobs) & (Delivery.state == DeliveryState.PENDING)
+                  & (Delivery.attempts == 0)),
+            )
         ).all()
     return sorted({*instances, *unwritten}), list(deliveries)
 

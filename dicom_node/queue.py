@@ -101,7 +101,9 @@ class InProcessQueue:
             raise RuntimeError("bind(ctx) before start()")
         from dicom_node.report_process import ReportProcess
 
-        self.report_process = ReportProcess()
+        settings = getattr(self._ctx, "settings", None)  # tests bind a bare context
+        self.report_process = (ReportProcess() if settings is None
+                               else ReportProcess(timeout_s=settings.queue.time_limit_s))
         for lane, name in self.LANES.items():
             t = threading.Thread(target=self._run, args=(lane,), name=name, daemon=True)
             t.start()
@@ -113,10 +115,14 @@ class InProcessQueue:
             for t in self._timers:
                 t.cancel()
             self._timers.clear()
-        for q in self._lanes.values():
-            q.put(None)
-        for t in self._threads:
-            t.join(timeout)
+        # measurements, then the reports, then the deliveries: each lane drains what the one
+        # before it queued (what is left is in the database, and resumed at the next start)
+        threads = {t.name: t for t in self._threads}
+        for lane in ("measure", "reports", "deliver"):
+            self._lanes[lane].put(None)
+            t = threads.get(self.LANES[lane])
+            if t is not None:
+                t.join(timeout)
         self._threads = []
         if self.report_process is not None:
             self.report_process.shutdown()

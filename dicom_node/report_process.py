@@ -23,6 +23,10 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+
+from dicom_node.errors import KneeNodeError
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +67,25 @@ def _warm() -> bool:
     return True
 
 
+class ReportProcessError(KneeNodeError):
+    """The report process died or did not answer in time (it is replaced)."""
+
+
 class ReportProcess:
-    """One child process making objects; :meth:`submit` runs a picklable function there.
+    """One child process making objects; :meth:`make` runs a picklable function there.
 
     Parameters
     ----------
     warm
         Start the child now and import the report builders in it (not waited for).
+    timeout_s
+        Longest :meth:`make` waits; a child that takes longer is killed and replaced.
     """
 
-    def __init__(self, warm: bool = True) -> None:
+    def __init__(self, warm: bool = True, timeout_s: float = 180.0) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        self.timeout_s = float(timeout_s)
         self._pool = self._new_pool()
         if warm:
             self._pool.submit(_warm)
@@ -86,8 +99,6 @@ class ReportProcess:
 
     def submit(self, fn: object, *args: object) -> Future[object]:
         """``fn(*args)`` in the child; a child that died is replaced first."""
-        from concurrent.futures.process import BrokenProcessPool
-
         try:
             return self._pool.submit(fn, *args)  # type: ignore[arg-type]
         except BrokenProcessPool:
@@ -95,9 +106,41 @@ class ReportProcess:
             self._pool = self._new_pool()
             return self._pool.submit(fn, *args)  # type: ignore[arg-type]
 
-    def shutdown(self) -> None:
-        """Let the child finish what it is doing, then stop it."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def make(self, fn: object, *args: object) -> object:
+        """``fn(*args)`` in the child, its result or its exception.
+
+        Raises
+        ------
+        ReportProcessError
+            The child died (a crash in an encoder, out of memory) or took longer than
+            ``timeout_s``; it is killed and the next call starts a new one.
+        """
+        future = self.submit(fn, *args)
+        try:
+            return future.result(timeout=self.timeout_s)
+        except BrokenProcessPool as exc:
+            self._replace()
+            raise ReportProcessError(f"the report process stopped: {exc}") from None
+        except FutureTimeout:
+            self._replace()
+            raise ReportProcessError(
+                f"the report process took longer than {self.timeout_s:g} s: killed") from None
+
+    def _replace(self) -> None:
+        old, self._pool = self._pool, self._new_pool()
+        for proc in list(getattr(old, "_processes", {}).values()):  # no public handle
+            with contextlib.suppress(OSError, AttributeError):
+                proc.kill()
+        old.shutdown(wait=False, cancel_futures=True)
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Let the child finish what it is doing (at most ``timeout_s``), then stop it."""
+        procs = list(getattr(self._pool, "_processes", {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            proc.join(timeout_s)
+            if proc.is_alive():
+                proc.kill()
 
 
-__all__ = ["NICE", "ReportProcess"]
+__all__ = ["NICE", "ReportProcess", "ReportProcessError"]

@@ -141,7 +141,7 @@ def test_a_node_stopped_between_the_stages_makes_the_rest_once_at_restart(
 
     instances, deliveries = pipeline.pending_work(ctx)
     assert instances == [instance_id]
-    assert deliveries == q.deliveries[:1]
+    assert deliveries == [], "its SR's delivery (never tried) is queued by the measurement"
     again = Recording()
     ctx2 = NodeContext.create(ctx.settings, again, HeaderTruthMeasurer())
     assert pipeline.measure_instance(ctx2, instance_id) == job_id  # not measured as new
@@ -304,3 +304,61 @@ def test_the_report_process_does_not_outlive_a_node_killed_with_9(tmp_path: Path
     finally:
         if node.poll() is None:
             node.kill()
+
+
+def test_objects_no_destination_wants_any_more_are_dropped_not_the_rest(
+    tmp_path: Path,
+) -> None:
+    q = Recording()
+    ctx = _context(tmp_path, q)  # pacs (SR, SC) and a viewer taking the GSPS
+    instance_id, _ = _received(ctx)
+    job_id = pipeline.measure_instance(ctx, instance_id)
+    ctx.settings = ctx.settings.model_copy(update={"delivery": ctx.settings.delivery.model_copy(
+        update={"destinations": ctx.settings.delivery.destinations[:1]})})  # viewer removed
+    q.reports[0][1]()
+    job, rows = _job(ctx, job_id)
+    assert [o.object_kind for o in job.outputs] == ["SR", "SC"]
+    assert job.pending_objects is None and not job.warnings
+    assert [(d.destination, d.object_kinds) for d in rows] == [("pacs", ["SR"]), ("pacs", ["SC"])]
+
+
+def test_a_restart_with_another_model_does_not_draw_its_values_under_the_old_sr(
+    tmp_path: Path,
+) -> None:
+    q = Recording()
+    ctx = _context(tmp_path, q, gsps=False)
+    instance_id, spool = _received(ctx)
+    job_id = pipeline.measure_instance(ctx, instance_id)
+    newer = HeaderTruthMeasurer()
+    newer.model_info = newer.model_info.__class__(name="header-truth-double", version="v2",
+                                                  sha256={})
+    again = Recording()
+    assert pipeline.pending_work(ctx)[1] == [], "its SR delivery is queued by the measurement"
+    pipeline.measure_instance(NodeContext.create(ctx.settings, again, newer), instance_id)
+    job, rows = _job(ctx, job_id)
+    assert [o.object_kind for o in job.outputs] == ["SR"]
+    assert job.pending_objects is None and not spool.exists()
+    assert job.warnings and "the model changed since the SR was made (test -> v2)" in (
+        job.warnings[0])
+    assert again.deliveries == [rows[0].id], "the SR's delivery, queued once"
+
+
+def _sleep(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_report_process_that_hangs_is_killed_and_replaced() -> None:
+    from dicom_node.report_process import ReportProcess, ReportProcessError
+
+    apart = ReportProcess(warm=False, timeout_s=1.0)
+    try:
+        with pytest.raises(ReportProcessError, match="longer than 1 s: killed"):
+            apart.make(_sleep, 30.0)
+        assert apart.make(_sleep, 0.01) == 0.01, "a new child answers"
+    finally:
+        apart.shutdown()
+    with pytest.raises(ValueError, match="timeout_s must be > 0, got 0"):
+        ReportProcess(warm=False, timeout_s=0)

@@ -216,6 +216,11 @@ def _job_error(j: Job) -> str:
     destination, whichever of its deliveries has it) and what to do."""
     if j.error:
         return str(j.error)[:120]
+    later = [w for w in (j.warnings or []) if " not made: " in w]
+    if j.pending_objects:
+        later.append(f"{', '.join(j.pending_objects)} still to make")
+    if later:  # the SR went; the objects after it did not (yet)
+        return "; ".join(later)[:240]
     hint = (f"`knee-node resend --job {j.id}`"
             if any(d.state == DeliveryState.FAILED for d in j.deliveries) else "")
     parts, named = [], set()
