@@ -72,6 +72,14 @@ def _received(ctx: NodeContext, atfa_deg: float = 4.0) -> tuple[int, Path]:
         return inst.id, path
 
 
+def _measured(tmp_path: Path, **kw: Any) -> tuple[Recording, NodeContext, int, Path, int]:
+    """A context on a recording queue, one received knee measured (its first stage)."""
+    q = Recording()
+    ctx = _context(tmp_path, q, **kw)
+    instance_id, spool = _received(ctx)
+    return q, ctx, instance_id, spool, pipeline.measure_instance(ctx, instance_id)
+
+
 def _job(ctx: NodeContext, job_id: int) -> tuple[Job, list[Delivery]]:
     with ctx.db.session() as s:
         job = s.get_one(Job, job_id)
@@ -83,10 +91,7 @@ def _job(ctx: NodeContext, job_id: int) -> tuple[Job, list[Delivery]]:
 def test_the_sr_is_recorded_and_queued_before_the_other_objects_are_made(
     tmp_path: Path,
 ) -> None:
-    q = Recording()
-    ctx = _context(tmp_path, q)
-    instance_id, spool = _received(ctx)
-    job_id = pipeline.measure_instance(ctx, instance_id)
+    q, ctx, instance_id, spool, job_id = _measured(tmp_path)
 
     job, rows = _job(ctx, job_id)
     assert job.state == JobState.DONE
@@ -133,10 +138,7 @@ def test_each_delivery_sends_only_its_own_objects(tmp_path: Path) -> None:
 def test_a_node_stopped_between_the_stages_makes_the_rest_once_at_restart(
     tmp_path: Path,
 ) -> None:
-    q = Recording()
-    ctx = _context(tmp_path, q)
-    instance_id, spool = _received(ctx)
-    job_id = pipeline.measure_instance(ctx, instance_id)
+    q, ctx, instance_id, spool, job_id = _measured(tmp_path)
     q.reports.clear()  # the node stopped: the reports lane's work is lost with it
 
     instances, deliveries = pipeline.pending_work(ctx)
@@ -172,10 +174,7 @@ def test_later_objects_that_fail_leave_the_sr_and_say_so(
     )
     monkeypatch.setitem(kinds._REGISTRY, kind.name,
                         kinds.StudyKind(**{**kind.__dict__, "writers": writers}))
-    q = Recording()
-    ctx = _context(tmp_path, q, gsps=False)
-    instance_id, spool = _received(ctx)
-    job_id = pipeline.measure_instance(ctx, instance_id)
+    q, ctx, instance_id, spool, job_id = _measured(tmp_path, gsps=False)
     q.reports[0][1]()
     job, rows = _job(ctx, job_id)
     assert job.state == JobState.DONE
@@ -325,10 +324,7 @@ def test_objects_no_destination_wants_any_more_are_dropped_not_the_rest(
 def test_a_restart_with_another_model_does_not_draw_its_values_under_the_old_sr(
     tmp_path: Path,
 ) -> None:
-    q = Recording()
-    ctx = _context(tmp_path, q, gsps=False)
-    instance_id, spool = _received(ctx)
-    job_id = pipeline.measure_instance(ctx, instance_id)
+    q, ctx, instance_id, spool, job_id = _measured(tmp_path, gsps=False)
     newer = HeaderTruthMeasurer()
     newer.model_info = newer.model_info.__class__(name="header-truth-double", version="v2",
                                                   sha256={})
