@@ -252,6 +252,7 @@ def measure_config(
                 result["one_at_a_time"] = {
                     "studies": len(lat), "p50_s": _pct(lat, 50), "p95_s": _pct(lat, 95),
                     "max_s": round(max(lat), 3),
+                    "latencies_s": [round(x, 3) for x in lat],  # in sending order: the tail
                     "stages_mean_s": stage_breakdown(
                         node, {u: sender.sent_at[u] for u in uids},
                         {u: dest.arrivals[u]["SR"] for u in uids}, job_stages),
