@@ -358,7 +358,8 @@ def _wait_for_sr(
         sr_path, sc_path = (None, None) if job is None else (
             job.output_path("SR"), job.output_path("SC")
         )
-        if sr and sent and job is not None and sr_path is not None:
+        written = job is not None and not job.pending_objects  # the SC follows the SR
+        if sr and sent and written and job is not None and sr_path is not None:
             say(f"SR received by the demo PACS: {sr[-1]}")
             if job.kind == "full-leg":
                 with cond:

@@ -252,6 +252,9 @@ def test_demo_pushes_a_synthetic_study_and_receives_the_sr(tmp_path: Path) -> No
     truth = json.loads(next((tmp_path / "source").glob("*.json")).read_text())
     assert result.atfa_fts_deg == pytest.approx(truth["atfa_deg"]["FTS"], abs=1e-6)
     assert result.sr_path.is_file() and any(p.name.startswith("SR") for p in result.received)
+    # the SC is made after the SR is sent: the demo waits until it is written
+    assert result.sc_path is not None and result.sc_path.is_file()
+    assert f"SC written to {result.sc_path}" in result.summary()
     assert "aTFA by FTS" in result.summary()
 
 
