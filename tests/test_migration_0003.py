@@ -198,3 +198,37 @@ def test_upgrade_from_0002_the_previous_head_keeps_results_and_warnings(tmp_path
     kept = sum(1 for (_, _, _, _, _, sr, sc, sr_uid, sc_uid) in JOBS.values()
                for path, uid in ((sr, sr_uid), (sc, sc_uid)) if path is not None or uid is not None)
     assert _rows(url, "SELECT COUNT(*) FROM output_objects") == [(kept,)]
+
+
+def test_upgrade_from_0004_the_previous_head_keeps_every_row_and_reads_as_one_stage(
+    tmp_path: Path,
+) -> None:
+    """Migration 0005 (the SR first): a database at 0004 keeps every row; its deliveries
+    carry NULL object kinds (every object the destination takes, as before) and its jobs
+    no pending objects; a downgrade drops the two columns and keeps the rows."""
+    url = f"sqlite:///{tmp_path / 'at0004.sqlite'}"
+    _fill_at_0001(url)
+    migrate.upgrade(url, "0004")
+    tables = ("received_instances", "jobs", "measurements", "result_values",
+              "output_objects", "deliveries")
+    before = {t: _rows(url, f"SELECT * FROM {t} ORDER BY id") for t in tables}
+    assert before["deliveries"] and before["output_objects"]
+    migrate.upgrade(url)
+    assert migrate.current_revision(url) == "0005"
+    for t in tables:
+        after = _rows(url, f"SELECT * FROM {t} ORDER BY id")
+        extra = {"deliveries": 1, "jobs": 1}.get(t, 0)  # the column 0005 adds, last
+        assert [r[:len(r) - extra] for r in after] == before[t], t
+    assert _rows(url, "SELECT object_kinds FROM deliveries") == [(None,)]
+    assert _rows(url, "SELECT COUNT(*) FROM jobs WHERE pending_objects IS NOT NULL") == [(0,)]
+    db = Database(url)
+    try:
+        with db.session() as s:
+            job = s.get(Job, 1)
+            assert job is not None and job.pending_objects is None
+            assert [d.object_kinds for d in job.deliveries] == [None]
+    finally:
+        db.dispose()
+    command.downgrade(migrate.alembic_config(url), "0004")
+    for t in tables:
+        assert _rows(url, f"SELECT * FROM {t} ORDER BY id") == before[t], t
