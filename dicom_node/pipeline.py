@@ -46,7 +46,6 @@ from dicom_node.errors import (
     KneeNodeError,
     MeasurementFailedError,
 )
-from dicom_node.report_process import ReportProcessError
 from dicom_node.reports.source_attributes import (
     clean_source_attributes,
     patient_values,
@@ -333,19 +332,13 @@ def make_pending_objects(
         log.warning("job %d: %s no longer wanted by any destination, not made",
                     job_id, ", ".join(dropped))
     apart = getattr(ctx.queue, "report_process", None)
-    outputs = None
     try:
-        if apart is not None and pending:
+        if not pending:
+            outputs = []
+        elif apart is not None:  # the in-process queue: in its child process
             outputs = apart.make(write_objects_from_spool, ctx.settings, job_id, spool_path,
                                  measurements, kind.name, pending)
-    except ReportProcessError as exc:  # the child crashed or hung: never retried here
-        _fail_pending(ctx, job_id, exc, phi)
-        return []
-    except Exception as exc:  # noqa: BLE001 -- the builder's own error: tried here once
-        log.warning("job %d: the report process failed (%s); making %s here",
-                    job_id, type(exc).__name__, ", ".join(pending))
-    try:
-        if outputs is None:
+        else:
             outputs = _write_objects(ctx.settings, job_id, ds, measurements, kind.name, pending)
     except Exception as exc:  # noqa: BLE001 -- recorded on the job; its SR stands
         _fail_pending(ctx, job_id, exc, phi)

@@ -150,6 +150,20 @@ def make_dx(
     return ds, truth
 
 
+def store(port: int, ds: Dataset, calling: str = "MODALITY") -> int:
+    """C-STORE ``ds`` to the node on ``port`` in one association; the status answered."""
+    from pynetdicom import AE
+
+    ae = AE(ae_title=calling)
+    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
+    assoc = ae.associate("127.0.0.1", port, ae_title="KNEE_NODE")
+    assert assoc.is_established, "the node refused the association"
+    try:
+        return int(assoc.send_c_store(ds).Status)
+    finally:
+        assoc.release()
+
+
 def write_case(folder: Path, ds: Dataset, truth: dict[str, Any], stem: str) -> Path:
     """Write ``<stem>.dcm`` and ``<stem>.json`` in ``folder``; return the .dcm path."""
     folder.mkdir(parents=True, exist_ok=True)

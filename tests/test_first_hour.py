@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from node_support import TruthMeasurer, free_port
+from node_support import TruthMeasurer, free_port, store
 from typer.testing import CliRunner
 
 from dicom_node.cli import app
@@ -366,7 +366,6 @@ def test_compressed_sc_reaches_a_pacs_that_takes_it_and_one_that_does_not(
 ) -> None:
     from node_support import StoreSCP, make_dx, write_case
     from pydicom.uid import JPEG2000Lossless
-    from pynetdicom import AE
     from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
     plain_pacs = StoreSCP("PLAIN").start()  # uncompressed transfer syntaxes only
@@ -385,11 +384,7 @@ def test_compressed_sc_reaches_a_pacs_that_takes_it_and_one_that_does_not(
     })
     try:
         with KneeNode(s, measurer=TruthMeasurer(tmp_path / "cases"), port=0) as node:
-            ae = AE(ae_title="MODALITY")
-            ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-            assoc = ae.associate("127.0.0.1", node.port, ae_title="KNEE_NODE")
-            assert assoc.send_c_store(ds).Status == 0x0000
-            assoc.release()
+            assert store(node.port, ds) == 0x0000
             assert node.wait_idle(60)
         [plain_sc] = [d for d in plain_pacs.wait_for(2, 30) if d.Modality != "SR"]
         [j2k_sc] = [d for d in j2k_pacs.wait_for(2, 30) if d.Modality != "SR"]
